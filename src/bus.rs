@@ -1,0 +1,116 @@
+//! The event-bus trait: the transport envelopes arrive on and leave by.
+//!
+//! A bus moves messages (serialised envelopes, as bytes) between named topics, the way
+//! Kafka would: the host decodes what it consumes, so a malformed message still gets an
+//! error response instead of vanishing inside the transport. This module owns the trait,
+//! [`Topic`] and [`BusError`]; implementations live in submodules ([`inmemory`]).
+
+pub mod inmemory;
+
+use std::fmt;
+use std::sync::Arc;
+
+use futures_lite::future::Boxed;
+use futures_lite::stream;
+use serde::{Deserialize, Serialize};
+
+use crate::envelope::Envelope;
+use crate::health::HealthReport;
+
+/// One message on a topic: a serialised envelope, or whatever a producer sent.
+pub type Message = Vec<u8>;
+
+/// The messages of one topic, in the order the bus delivers them.
+pub type Subscription = stream::Boxed<Message>;
+
+/// The kinds of event bus: a closed set, chosen by `event_bus.kind` in the contract.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum BusKind {
+    /// In-process queues, one bounded FIFO per topic; no network.
+    InMemory,
+}
+
+impl BusKind {
+    /// Every bus kind.
+    pub const ALL: [BusKind; 1] = [BusKind::InMemory];
+
+    /// The name used in contracts.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            BusKind::InMemory => "inmemory",
+        }
+    }
+
+    /// The bus kind named `name`, if there is one.
+    pub fn from_name(name: &str) -> Option<BusKind> {
+        Self::ALL.into_iter().find(|k| k.as_str() == name)
+    }
+}
+
+impl fmt::Display for BusKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A topic name, e.g. `onex.my_runtime.cmd.v1`.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Topic(Arc<str>);
+
+impl Topic {
+    /// The topic named `name`.
+    pub fn new(name: &str) -> Self {
+        Topic(Arc::from(name))
+    }
+
+    /// The topic's name.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for Topic {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// What an event bus can fail with.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum BusError {
+    /// The bus was closed; it takes no more messages.
+    #[error("publishing to topic '{0}' on a closed bus")]
+    Closed(Topic),
+}
+
+/// An event bus: publish messages to topics, subscribe to topics.
+///
+/// Delivery is FIFO per topic; nothing is promised across topics. Publishing waits while
+/// a topic is full (backpressure), so a bus never holds unbounded memory.
+pub trait EventBus: Send + Sync {
+    /// The bus's kind.
+    fn kind(&self) -> BusKind;
+
+    /// Publishes `message` to `topic`, waiting while the topic is full.
+    fn publish(&self, topic: &Topic, message: Message) -> Boxed<Result<(), BusError>>;
+
+    /// Publishes `envelope`, serialised as one line of JSON, to `topic`.
+    fn publish_envelope(&self, envelope: &Envelope, topic: &Topic) -> Boxed<Result<(), BusError>> {
+        self.publish(topic, envelope.to_json().into_bytes())
+    }
+
+    /// The stream of messages published to `topic`; several subscribers share them.
+    fn subscribe(&self, topic: &Topic) -> Result<Subscription, BusError>;
+
+    /// Starts delivering to subscribers (joining a consumer group, for a networked bus).
+    fn start_consuming(&self) -> Boxed<Result<(), BusError>>;
+
+    /// Reports whether the bus can move messages, with per-topic facts.
+    fn health_check(&self) -> Boxed<HealthReport>;
+
+    /// Stops taking messages: later publishes fail, and subscriptions end once they
+    /// have delivered everything already accepted.
+    fn close(&self);
+}

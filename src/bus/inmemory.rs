@@ -1,0 +1,196 @@
+//! The in-memory event bus: one bounded FIFO queue per topic, inside the process.
+//!
+//! It is the MVP's bus and the embedded default. Each topic is an `async-channel` queue
+//! created on first use; publishing into a full queue waits until a subscriber makes room,
+//! so memory stays bounded by `capacity` messages per topic. Several subscribers of one
+//! topic compete for its messages (each message goes to one of them).
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+
+use async_channel::{Receiver, Sender};
+use futures_lite::future::Boxed;
+
+use super::{BusError, BusKind, EventBus, Message, Subscription, Topic};
+use crate::health::HealthReport;
+
+/// How many messages a topic holds before publishers wait, unless told otherwise.
+pub const DEFAULT_CAPACITY: usize = 1024;
+
+/// An in-process event bus with bounded per-topic queues.
+#[derive(Debug)]
+pub struct InMemoryEventBus {
+    capacity: usize,
+    state: Mutex<State>,
+}
+
+#[derive(Debug, Default)]
+struct State {
+    topics: HashMap<Topic, (Sender<Message>, Receiver<Message>)>,
+    closed: bool,
+}
+
+impl InMemoryEventBus {
+    /// A bus whose topics each hold up to `capacity` messages (at least one).
+    pub fn new(capacity: usize) -> Self {
+        InMemoryEventBus {
+            capacity: capacity.max(1),
+            state: Mutex::new(State::default()),
+        }
+    }
+
+    /// The number of messages waiting on `topic`.
+    pub fn depth(&self, topic: &Topic) -> usize {
+        self.lock().topics.get(topic).map_or(0, |(tx, _)| tx.len())
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, State> {
+        // A panic while holding this lock cannot leave the map half-updated.
+        self.state
+            .lock()
+            .unwrap_or_else(|poison| poison.into_inner())
+    }
+
+    /// The queue of `topic`, created on first use; `None` once the bus is closed.
+    fn channel(&self, topic: &Topic) -> Option<(Sender<Message>, Receiver<Message>)> {
+        let mut state = self.lock();
+        if state.closed {
+            return None;
+        }
+        let capacity = self.capacity;
+        let channel = state
+            .topics
+            .entry(topic.clone())
+            .or_insert_with(|| async_channel::bounded(capacity));
+        Some(channel.clone())
+    }
+}
+
+impl Default for InMemoryEventBus {
+    fn default() -> Self {
+        Self::new(DEFAULT_CAPACITY)
+    }
+}
+
+impl EventBus for InMemoryEventBus {
+    fn kind(&self) -> BusKind {
+        BusKind::InMemory
+    }
+
+    fn publish(&self, topic: &Topic, message: Message) -> Boxed<Result<(), BusError>> {
+        let channel = self.channel(topic);
+        let topic = topic.clone();
+        Box::pin(async move {
+            let (tx, _) = channel.ok_or_else(|| BusError::Closed(topic.clone()))?;
+            tx.send(message).await.map_err(|_| BusError::Closed(topic))
+        })
+    }
+
+    fn subscribe(&self, topic: &Topic) -> Result<Subscription, BusError> {
+        let (_, rx) = self
+            .channel(topic)
+            .ok_or_else(|| BusError::Closed(topic.clone()))?;
+        Ok(Box::pin(rx))
+    }
+
+    fn start_consuming(&self) -> Boxed<Result<(), BusError>> {
+        // Queues deliver as soon as they exist; there is nothing to join.
+        Box::pin(async { Ok(()) })
+    }
+
+    fn health_check(&self) -> Boxed<HealthReport> {
+        let state = self.lock();
+        let depths: serde_json::Map<String, serde_json::Value> = state
+            .topics
+            .iter()
+            .map(|(topic, (tx, _))| (topic.to_string(), tx.len().into()))
+            .collect();
+        let report = HealthReport::new(!state.closed)
+            .with("kind", BusKind::InMemory.as_str())
+            .with("capacity", self.capacity)
+            .with("queue_depths", depths);
+        Box::pin(async move { report })
+    }
+
+    fn close(&self) {
+        let mut state = self.lock();
+        state.closed = true;
+        for (tx, _) in state.topics.values() {
+            tx.close();
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use futures_lite::{StreamExt, future};
+
+    #[test]
+    fn delivers_in_order_per_topic() {
+        future::block_on(async {
+            let bus = InMemoryEventBus::new(8);
+            let (a, b) = (Topic::new("a"), Topic::new("b"));
+            let mut sub_a = bus.subscribe(&a).unwrap();
+            let mut sub_b = bus.subscribe(&b).unwrap();
+            for i in 0..5u8 {
+                bus.publish(&a, vec![i]).await.unwrap();
+                bus.publish(&b, vec![100 + i]).await.unwrap();
+            }
+            for i in 0..5u8 {
+                assert_eq!(sub_a.next().await, Some(vec![i]));
+                assert_eq!(sub_b.next().await, Some(vec![100 + i]));
+            }
+        });
+    }
+
+    #[test]
+    fn a_full_topic_makes_publishers_wait() {
+        future::block_on(async {
+            let bus = InMemoryEventBus::new(2);
+            let topic = Topic::new("t");
+            let mut sub = bus.subscribe(&topic).unwrap();
+            bus.publish(&topic, vec![1]).await.unwrap();
+            bus.publish(&topic, vec![2]).await.unwrap();
+            assert_eq!(bus.depth(&topic), 2);
+
+            let mut third = bus.publish(&topic, vec![3]);
+            assert!(
+                future::poll_once(&mut third).await.is_none(),
+                "must wait while full"
+            );
+            assert_eq!(sub.next().await, Some(vec![1]));
+            third.await.unwrap();
+            assert_eq!(sub.next().await, Some(vec![2]));
+            assert_eq!(sub.next().await, Some(vec![3]));
+        });
+    }
+
+    #[test]
+    fn close_drains_then_ends_subscriptions_and_refuses_publishes() {
+        future::block_on(async {
+            let bus = InMemoryEventBus::new(4);
+            let topic = Topic::new("t");
+            let mut sub = bus.subscribe(&topic).unwrap();
+            bus.publish(&topic, vec![1]).await.unwrap();
+            bus.close();
+            assert_eq!(sub.next().await, Some(vec![1]));
+            assert_eq!(sub.next().await, None);
+            let error = bus.publish(&topic, vec![2]).await.unwrap_err();
+            assert_eq!(error.to_string(), "publishing to topic 't' on a closed bus");
+            assert!(!bus.health_check().await.healthy);
+        });
+    }
+
+    #[test]
+    fn health_reports_queue_depths() {
+        future::block_on(async {
+            let bus = InMemoryEventBus::new(4);
+            let topic = Topic::new("t");
+            bus.publish(&topic, vec![1]).await.unwrap();
+            let report = bus.health_check().await;
+            assert!(report.healthy);
+            assert_eq!(report.details["queue_depths"]["t"], 1);
+        });
+    }
+}

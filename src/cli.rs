@@ -1,0 +1,205 @@
+//! The command line both binaries share (INTERFACE.md), parsed from an explicit list.
+
+use std::ffi::OsString;
+use std::path::PathBuf;
+
+use log::LevelFilter;
+
+/// What the command line asks for.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Command {
+    /// Load a contract and serve (or only validate) it.
+    Run(Options),
+    /// Print the usage text.
+    Help,
+    /// Print the version.
+    Version,
+}
+
+/// The options of a run.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Options {
+    /// The runtime-host contract.
+    pub contract: PathBuf,
+    /// Serve request lines from standard input.
+    pub stdin: bool,
+    /// Validate and print the wiring, then exit.
+    pub dry_run: bool,
+    /// The most detailed log level written to standard error.
+    pub log_level: LevelFilter,
+}
+
+/// A command line that cannot be run (exit status 2).
+#[derive(Debug, PartialEq, Eq, thiserror::Error)]
+pub enum UsageError {
+    /// No contract path was given.
+    #[error("missing CONTRACT_PATH")]
+    MissingContract,
+    /// An option's value is not one of the accepted ones.
+    #[error("invalid value '{value}' for {option}: expected {expected}")]
+    InvalidValue {
+        /// The option.
+        option: &'static str,
+        /// What was given.
+        value: String,
+        /// What is accepted.
+        expected: &'static str,
+    },
+    /// Something pico-args could not read (a missing value, a value that is not UTF-8).
+    #[error("{0}")]
+    Malformed(String),
+    /// An option or argument this program does not know.
+    #[error("unexpected argument '{0}'")]
+    Unexpected(String),
+    /// No way to receive envelopes was chosen.
+    #[error(
+        "nothing to serve: pass --stdin to answer request lines from standard input, or --dry-run to validate the contract"
+    )]
+    NoInput,
+    /// Accepted by the interface but not available in this version.
+    #[error("{0} is not available in this version")]
+    NotYet(&'static str),
+}
+
+/// The usage text of `binary`.
+pub fn usage(binary: &str) -> String {
+    format!(
+        "\
+{binary} {version}
+Hosts ONEX nodes: loads a runtime-host contract and answers request envelopes.
+
+Usage: {binary} [OPTIONS] CONTRACT_PATH
+
+Options:
+  --stdin               read request envelopes from standard input, one JSON object
+                        a line; write one response line for every input line, in order
+  --dry-run             load and validate the contract and every node contract it
+                        names, print what would be wired, and exit
+  --log-level LEVEL     error, warn, info (default), debug, trace or off; logs go to
+                        standard error
+  --log-format FORMAT   text (default)
+  -h, --help            print this help
+  -V, --version         print the version
+
+Exit status: 0 clean run, 1 contract, configuration or start-up failure,
+2 command-line usage error.
+",
+        version = env!("CARGO_PKG_VERSION")
+    )
+}
+
+/// Parses the arguments after the program name.
+pub fn parse(args: Vec<OsString>) -> Result<Command, UsageError> {
+    let mut args = pico_args::Arguments::from_vec(args);
+    if args.contains(["-h", "--help"]) {
+        return Ok(Command::Help);
+    }
+    if args.contains(["-V", "--version"]) {
+        return Ok(Command::Version);
+    }
+    let stdin = args.contains("--stdin");
+    let dry_run = args.contains("--dry-run");
+    let log_level = match args
+        .opt_value_from_str::<_, String>("--log-level")
+        .map_err(malformed)?
+    {
+        None => LevelFilter::Info,
+        Some(level) => level.parse().map_err(|_| UsageError::InvalidValue {
+            option: "--log-level",
+            value: level,
+            expected: "error, warn, info, debug, trace or off",
+        })?,
+    };
+    match args
+        .opt_value_from_str::<_, String>("--log-format")
+        .map_err(malformed)?
+        .as_deref()
+    {
+        None | Some("text") => {}
+        Some("json") => return Err(UsageError::NotYet("--log-format json")),
+        Some(other) => {
+            return Err(UsageError::InvalidValue {
+                option: "--log-format",
+                value: other.to_owned(),
+                expected: "text",
+            });
+        }
+    }
+    if args.contains("--listen") {
+        return Err(UsageError::NotYet("--listen"));
+    }
+    let contract: Option<PathBuf> = args
+        .opt_free_from_os_str(|s| Ok::<_, String>(PathBuf::from(s)))
+        .map_err(malformed)?;
+    if let Some(extra) = args.finish().into_iter().next() {
+        return Err(UsageError::Unexpected(extra.to_string_lossy().into_owned()));
+    }
+    let contract = contract.ok_or(UsageError::MissingContract)?;
+    if !stdin && !dry_run {
+        return Err(UsageError::NoInput);
+    }
+    Ok(Command::Run(Options {
+        contract,
+        stdin,
+        dry_run,
+        log_level,
+    }))
+}
+
+fn malformed(error: pico_args::Error) -> UsageError {
+    UsageError::Malformed(error.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse_strs(args: &[&str]) -> Result<Command, UsageError> {
+        parse(args.iter().map(OsString::from).collect())
+    }
+
+    #[test]
+    fn reads_a_full_command_line() {
+        let command = parse_strs(&["--stdin", "--log-level", "debug", "c.yaml"]).unwrap();
+        assert_eq!(
+            command,
+            Command::Run(Options {
+                contract: "c.yaml".into(),
+                stdin: true,
+                dry_run: false,
+                log_level: LevelFilter::Debug,
+            })
+        );
+    }
+
+    #[test]
+    fn help_and_version_win() {
+        assert_eq!(parse_strs(&["c.yaml", "--help"]), Ok(Command::Help));
+        assert_eq!(parse_strs(&["-V"]), Ok(Command::Version));
+    }
+
+    #[test]
+    fn refuses_what_it_cannot_run() {
+        assert_eq!(parse_strs(&["--stdin"]), Err(UsageError::MissingContract));
+        assert_eq!(parse_strs(&["c.yaml"]), Err(UsageError::NoInput));
+        assert_eq!(
+            parse_strs(&["--stdin", "c.yaml", "--bogus"]),
+            Err(UsageError::Unexpected("--bogus".into()))
+        );
+        assert_eq!(
+            parse_strs(&["--stdin", "a.yaml", "b.yaml"]),
+            Err(UsageError::Unexpected("b.yaml".into()))
+        );
+        assert!(matches!(
+            parse_strs(&["--stdin", "--log-level", "loud", "c.yaml"]),
+            Err(UsageError::InvalidValue {
+                option: "--log-level",
+                ..
+            })
+        ));
+        assert!(matches!(
+            parse_strs(&["--stdin", "c.yaml", "--log-level"]),
+            Err(UsageError::Malformed(_))
+        ));
+    }
+}

@@ -1,0 +1,131 @@
+//! Checks on the names contracts share: handler types, slugs and schema versions.
+
+use serde_saphyr::Spanned;
+
+use super::SCHEMA_VERSION;
+use super::error::Problems;
+use super::yaml::line_of;
+use crate::handler::HandlerType;
+
+/// The handler type named by `name`, or a problem saying why it is refused.
+pub(super) fn handler_type(name: &Spanned<String>, problems: &mut Problems) -> Option<HandlerType> {
+    let line = line_of(&name.referenced);
+    let value = name.value.as_str();
+    if let Some(handler_type) = HandlerType::from_name(value) {
+        return Some(handler_type);
+    }
+    let valid = "Valid handler types are: http, db, and local (development and tests only)";
+    match value {
+        "vault" | "consul" => problems.add(
+            line,
+            format!("handler type '{value}' is deferred to Beta"),
+            valid,
+            format!("remove the '{value}' handler"),
+        ),
+        "kafka" => problems.add(
+            line,
+            "'kafka' is an event bus, not a handler",
+            "the bus is set by event_bus.kind, and MVP's only bus is inmemory",
+            "remove 'kafka' from the handlers",
+        ),
+        _ => problems.add(
+            line,
+            format!("Unknown handler type '{value}'"),
+            valid,
+            "Remove or replace the invalid handler type",
+        ),
+    }
+    None
+}
+
+/// Whether `slug` is a node slug: a lowercase letter, then lowercase letters, digits or `_`.
+pub(super) fn is_slug(slug: &str) -> bool {
+    let mut chars = slug.chars();
+    chars.next().is_some_and(|c| c.is_ascii_lowercase())
+        && chars.all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
+}
+
+/// Checks `slug` (the value of `field`) and records a problem if it is not a slug.
+pub(super) fn check_slug(field: &str, slug: &Spanned<String>, problems: &mut Problems) {
+    if !is_slug(&slug.value) {
+        problems.add(
+            line_of(&slug.referenced),
+            format!("{field} '{}' is not a valid slug", slug.value),
+            "slugs are snake_case: a lowercase letter, then lowercase letters, digits or '_'",
+            format!("rename it, e.g. '{}'", suggest_slug(&slug.value)),
+        );
+    }
+}
+
+fn suggest_slug(text: &str) -> String {
+    let mut slug: String = text
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() {
+                c.to_ascii_lowercase()
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    if !slug.starts_with(|c: char| c.is_ascii_lowercase()) {
+        slug.insert(0, 'n');
+    }
+    slug
+}
+
+/// Checks the `schema_version` of a contract, which must be present and equal ours.
+pub(super) fn check_schema_version(version: Option<&Spanned<String>>, problems: &mut Problems) {
+    if let Some(version) = version {
+        if version.value != SCHEMA_VERSION {
+            problems.add(
+                line_of(&version.referenced),
+                format!(
+                    "schema version mismatch: the contract has '{}', this host reads '{SCHEMA_VERSION}'",
+                    version.value
+                ),
+                format!("contracts for this host declare schema_version: \"{SCHEMA_VERSION}\""),
+                "migrate the contract to this schema version, or run a host that reads its version",
+            );
+        }
+    }
+}
+
+/// Records one problem listing every missing required field of the mapping `within`.
+pub(super) fn check_required(
+    within: &str,
+    line: Option<u64>,
+    fields: &[(&str, bool)],
+    problems: &mut Problems,
+) {
+    let missing: Vec<&str> = fields
+        .iter()
+        .filter(|(_, present)| !present)
+        .map(|(name, _)| *name)
+        .collect();
+    if !missing.is_empty() {
+        problems.add(
+            line,
+            format!(
+                "missing required fields in {within}: {}",
+                missing.join(", ")
+            ),
+            "see the examples under contracts/ for every required field",
+            format!("add {}", missing.join(", ")),
+        );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn slugs_are_snake_case() {
+        assert!(is_slug("user_service_effect2"));
+        for bad in ["", "User", "2fast", "a-b", "a.b", "_x"] {
+            assert!(!is_slug(bad), "{bad}");
+        }
+        assert_eq!(suggest_slug("User-Service"), "user_service");
+    }
+}

@@ -1,0 +1,478 @@
+//! Node contracts: what a node is, and which I/O operations it may perform.
+//!
+//! A node contract's `io_operations` are the node's permissions: the host refuses any
+//! request for an operation the node does not declare, or for an HTTP URL outside the
+//! declared `target`. Whether the handler supports a declared operation is checked when
+//! the host is wired ([`crate::wiring`]), against the handler's own `describe()`.
+
+use std::collections::HashSet;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use serde::Deserialize;
+use serde_saphyr::Spanned;
+
+use super::error::{ContractError, Problems};
+use super::names::{check_required, check_schema_version, check_slug, handler_type};
+use super::target::HttpTarget;
+use super::yaml::{self, line_of};
+use crate::envelope::parse::operation_domain;
+use crate::handler::HandlerType;
+
+/// The kinds of node a contract may declare (the `_GENERIC` variants).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum NodeType {
+    /// Performs external I/O through handlers.
+    EffectGeneric,
+    /// Pure computation: no I/O operations.
+    ComputeGeneric,
+    /// Folds events into state.
+    ReducerGeneric,
+    /// Coordinates other nodes.
+    OrchestratorGeneric,
+}
+
+impl NodeType {
+    const ALL: [NodeType; 4] = [
+        NodeType::EffectGeneric,
+        NodeType::ComputeGeneric,
+        NodeType::ReducerGeneric,
+        NodeType::OrchestratorGeneric,
+    ];
+
+    /// The name used in contracts, e.g. `EFFECT_GENERIC`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            NodeType::EffectGeneric => "EFFECT_GENERIC",
+            NodeType::ComputeGeneric => "COMPUTE_GENERIC",
+            NodeType::ReducerGeneric => "REDUCER_GENERIC",
+            NodeType::OrchestratorGeneric => "ORCHESTRATOR_GENERIC",
+        }
+    }
+
+    fn from_name(name: &str) -> Option<NodeType> {
+        Self::ALL.into_iter().find(|t| t.as_str() == name)
+    }
+}
+
+/// A node's input or output model: documentation of its payload's fields.
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Model {
+    /// The model's name.
+    pub name: String,
+    /// Its fields.
+    #[serde(default)]
+    pub fields: Vec<ModelField>,
+}
+
+/// One field of a [`Model`].
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ModelField {
+    /// The field's name.
+    pub name: String,
+    /// Its type, as free text (`string`, `list[OrderItem]`, …).
+    #[serde(rename = "type")]
+    pub field_type: String,
+    /// Whether the field must be present.
+    #[serde(default)]
+    pub required: bool,
+}
+
+/// One entry of `io_operations`: operations of one handler type, optionally confined.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct IoOperation {
+    /// The handler type that performs these operations.
+    pub handler_type: HandlerType,
+    /// The dotted operations the node may request, e.g. `http.get`.
+    pub operations: Vec<String>,
+    /// For `http`: the URL prefix the operations may reach.
+    pub target: Option<Arc<HttpTarget>>,
+    /// The entry's line in the node contract.
+    pub line: Option<u64>,
+}
+
+/// A validated node contract.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NodeContract {
+    /// The file it was loaded from.
+    pub path: PathBuf,
+    /// The node's name, which is its slug.
+    pub name: String,
+    /// The node's own version.
+    pub node_version: String,
+    /// What kind of node it is.
+    pub node_type: NodeType,
+    /// What the node does, for people.
+    pub description: Option<String>,
+    /// The shape of the node's input.
+    pub input_model: Option<Model>,
+    /// The shape of the node's output.
+    pub output_model: Option<Model>,
+    /// The I/O the node may perform.
+    pub io_operations: Vec<IoOperation>,
+    /// Other nodes it depends on.
+    pub dependencies: Vec<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawNode {
+    schema_version: Option<Spanned<String>>,
+    node_version: Option<Spanned<String>>,
+    name: Option<Spanned<String>>,
+    node_type: Option<Spanned<String>>,
+    description: Option<String>,
+    input_model: Option<Model>,
+    output_model: Option<Model>,
+    #[serde(default)]
+    io_operations: Vec<Spanned<RawIoOperation>>,
+    #[serde(default)]
+    dependencies: Vec<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawIoOperation {
+    #[serde(rename = "type")]
+    handler_type: Option<Spanned<String>>,
+    operations: Option<Vec<Spanned<String>>>,
+    target: Option<Spanned<String>>,
+}
+
+impl NodeContract {
+    /// Parses and validates the node contract `text`, read from `file`.
+    pub fn parse(text: &str, file: &Path) -> Result<NodeContract, ContractError> {
+        let raw: RawNode = yaml::parse(text, file)?;
+        let mut problems = Problems::new(file);
+        check_required(
+            "the node contract",
+            Some(1),
+            &[
+                ("schema_version", raw.schema_version.is_some()),
+                ("node_version", raw.node_version.is_some()),
+                ("name", raw.name.is_some()),
+                ("node_type", raw.node_type.is_some()),
+            ],
+            &mut problems,
+        );
+        check_schema_version(raw.schema_version.as_ref(), &mut problems);
+        if let Some(name) = &raw.name {
+            check_slug("name", name, &mut problems);
+        }
+        let node_type = raw
+            .node_type
+            .as_ref()
+            .and_then(|t| node_type(t, &mut problems));
+        let io_operations: Vec<IoOperation> = raw
+            .io_operations
+            .iter()
+            .filter_map(|entry| io_operation(entry, &mut problems))
+            .collect();
+        check_unique_operations(&io_operations, &mut problems);
+        if node_type == Some(NodeType::ComputeGeneric) && !io_operations.is_empty() {
+            problems.add(
+                io_operations[0].line,
+                "a COMPUTE_GENERIC node declares io_operations",
+                "compute nodes are pure logic and perform no I/O",
+                "remove the io_operations, or make the node EFFECT_GENERIC",
+            );
+        }
+        let (Some(name), Some(node_version), Some(node_type)) =
+            (raw.name, raw.node_version, node_type)
+        else {
+            return Err(ContractError::new(problems.take()));
+        };
+        problems.finish(NodeContract {
+            path: file.to_path_buf(),
+            name: name.value,
+            node_version: node_version.value,
+            node_type,
+            description: raw.description,
+            input_model: raw.input_model,
+            output_model: raw.output_model,
+            io_operations,
+            dependencies: raw.dependencies,
+        })
+    }
+
+    /// Loads and validates the node contract at `path`.
+    pub fn load(path: &Path) -> Result<NodeContract, ContractError> {
+        Self::parse(&yaml::read(path)?, path)
+    }
+
+    /// Loads every node contract (`*.yaml`, `*.yml`) directly in `dir`, in name order,
+    /// reporting the problems of every file; names must be unique.
+    pub fn load_all(dir: &Path) -> Result<Vec<NodeContract>, ContractError> {
+        let mut files: Vec<PathBuf> = match std::fs::read_dir(dir) {
+            Ok(entries) => entries
+                .filter_map(Result::ok)
+                .map(|entry| entry.path())
+                .filter(|path| {
+                    path.is_file()
+                        && path
+                            .extension()
+                            .is_some_and(|ext| ext == "yaml" || ext == "yml")
+                })
+                .collect(),
+            Err(error) => {
+                let mut problems = Problems::new(dir);
+                problems.add(
+                    None,
+                    format!("cannot list the directory: {error}"),
+                    "load_all reads every .yaml file directly inside one directory",
+                    "check the directory path and its permissions",
+                );
+                return problems.finish(Vec::new());
+            }
+        };
+        files.sort();
+        let mut contracts = Vec::new();
+        let mut failure: Option<ContractError> = None;
+        for file in &files {
+            match Self::load(file) {
+                Ok(contract) => contracts.push(contract),
+                Err(error) => match &mut failure {
+                    Some(all) => all.merge(error),
+                    None => failure = Some(error),
+                },
+            }
+        }
+        let mut seen = HashSet::new();
+        for contract in &contracts {
+            if !seen.insert(contract.name.as_str()) {
+                let mut problems = Problems::new(&contract.path);
+                problems.add(
+                    None,
+                    format!("a second node contract named '{}'", contract.name),
+                    "node names are slugs and must be unique",
+                    "rename one of the nodes",
+                );
+                let error = ContractError::new(problems.take());
+                match &mut failure {
+                    Some(all) => all.merge(error),
+                    None => failure = Some(error),
+                }
+            }
+        }
+        match failure {
+            Some(error) => Err(error),
+            None => Ok(contracts),
+        }
+    }
+
+    /// The entries that allow `operation`.
+    pub fn entries_for<'a>(&'a self, operation: &'a str) -> impl Iterator<Item = &'a IoOperation> {
+        self.io_operations
+            .iter()
+            .filter(move |entry| entry.operations.iter().any(|op| op == operation))
+    }
+
+    /// Every operation the node declares for `handler_type`.
+    pub fn operations_of(&self, handler_type: Option<HandlerType>) -> Vec<String> {
+        self.io_operations
+            .iter()
+            .filter(|entry| handler_type.is_none_or(|t| t == entry.handler_type))
+            .flat_map(|entry| entry.operations.iter().cloned())
+            .collect()
+    }
+}
+
+fn node_type(name: &Spanned<String>, problems: &mut Problems) -> Option<NodeType> {
+    let found = NodeType::from_name(&name.value);
+    if found.is_none() {
+        let valid: Vec<&str> = NodeType::ALL.iter().map(|t| t.as_str()).collect();
+        problems.add(
+            line_of(&name.referenced),
+            format!("unknown node_type '{}'", name.value),
+            format!("node types are: {}", valid.join(", ")),
+            "use one of the _GENERIC node types",
+        );
+    }
+    found
+}
+
+fn io_operation(entry: &Spanned<RawIoOperation>, problems: &mut Problems) -> Option<IoOperation> {
+    let line = line_of(&entry.referenced);
+    let raw = &entry.value;
+    check_required(
+        "an io_operations entry",
+        line,
+        &[
+            ("type", raw.handler_type.is_some()),
+            ("operations", raw.operations.is_some()),
+        ],
+        problems,
+    );
+    let handler_type = handler_type(raw.handler_type.as_ref()?, problems)?;
+    let mut operations = Vec::new();
+    for operation in raw.operations.iter().flatten() {
+        let op_line = line_of(&operation.referenced);
+        match operation_domain(&operation.value) {
+            Some(domain) if domain == handler_type.as_str() => {
+                operations.push(operation.value.clone());
+            }
+            Some(_) => problems.add(
+                op_line,
+                format!(
+                    "operation '{}' is not a {handler_type} operation",
+                    operation.value
+                ),
+                format!("operations of a '{handler_type}' entry start with '{handler_type}.'"),
+                "move the operation to an entry of its own type",
+            ),
+            None => problems.add(
+                op_line,
+                format!("operation '{}' is not dotted lowercase", operation.value),
+                "operations are {domain}.{action}, e.g. http.get or db.query",
+                "rename the operation",
+            ),
+        }
+    }
+    if raw.operations.as_ref().is_some_and(Vec::is_empty) {
+        problems.add(
+            line,
+            "an io_operations entry lists no operations",
+            "each entry names the operations the node may perform",
+            "list the operations, or remove the entry",
+        );
+    }
+    let target = match (&raw.target, handler_type) {
+        (None, _) => None,
+        (Some(target), HandlerType::Http) => match HttpTarget::parse(&target.value) {
+            Ok(parsed) => Some(Arc::new(parsed)),
+            Err(reason) => {
+                problems.add(
+                    line_of(&target.referenced),
+                    format!("invalid target: {reason}"),
+                    "a target is the URL prefix the node may call, e.g. https://api.example.com/users",
+                    "fix the target URL",
+                );
+                None
+            }
+        },
+        (Some(target), other) => {
+            problems.add(
+                line_of(&target.referenced),
+                format!("a '{other}' entry declares a target"),
+                "targets confine HTTP calls; they mean nothing to other handler types",
+                "remove the target",
+            );
+            None
+        }
+    };
+    Some(IoOperation {
+        handler_type,
+        operations,
+        target,
+        line,
+    })
+}
+
+fn check_unique_operations(entries: &[IoOperation], problems: &mut Problems) {
+    let mut seen = HashSet::new();
+    for entry in entries.iter().filter(|entry| entry.target.is_none()) {
+        for operation in &entry.operations {
+            if !seen.insert(operation.as_str()) {
+                problems.add(
+                    entry.line,
+                    format!("operation '{operation}' is declared twice"),
+                    "declare each operation once (several entries may share one only with different targets)",
+                    "remove the duplicate",
+                );
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(text: &str) -> Result<NodeContract, ContractError> {
+        NodeContract::parse(text, Path::new("node.yaml"))
+    }
+
+    const EFFECT: &str = r#"
+schema_version: "1.0.0"
+node_version: "1.0.0"
+name: "user_service_effect"
+node_type: "EFFECT_GENERIC"
+description: "Fetches user data from external API"
+input_model:
+  name: "ModelUserRequest"
+  fields:
+    - name: "user_id"
+      type: "string"
+      required: true
+io_operations:
+  - type: "http"
+    operations: ["http.get"]
+    target: "https://api.example.com/users"
+dependencies: []
+"#;
+
+    #[test]
+    fn parses_the_specification_effect_node() {
+        let node = parse(EFFECT).unwrap();
+        assert_eq!(node.name, "user_service_effect");
+        assert_eq!(node.node_type, NodeType::EffectGeneric);
+        let entry = &node.io_operations[0];
+        assert_eq!(entry.handler_type, HandlerType::Http);
+        assert_eq!(entry.line, Some(14));
+        assert_eq!(
+            entry.target.as_deref().map(HttpTarget::as_str),
+            Some("https://api.example.com/users")
+        );
+        assert_eq!(node.entries_for("http.get").count(), 1);
+        assert_eq!(node.entries_for("http.post").count(), 0);
+    }
+
+    #[test]
+    fn reports_every_problem_with_its_line() {
+        let text = r#"
+schema_version: "2.0.0"
+node_version: "1.0.0"
+name: "Bad-Name"
+node_type: "COMPUTE_GENERIC"
+io_operations:
+  - type: "vault"
+    operations: ["vault.read"]
+  - type: "db"
+    operations: ["db.query", "http.get", "DB.EXECUTE"]
+    target: "https://x.test"
+"#;
+        let error = parse(text).unwrap_err();
+        let found: Vec<(Option<u64>, &str)> = error
+            .problems()
+            .iter()
+            .map(|p| (p.line, p.message.as_str()))
+            .collect();
+        assert_eq!(
+            found,
+            vec![
+                (
+                    Some(2),
+                    "schema version mismatch: the contract has '2.0.0', this host reads '1.0.0'"
+                ),
+                (Some(4), "name 'Bad-Name' is not a valid slug"),
+                (Some(7), "handler type 'vault' is deferred to Beta"),
+                (Some(10), "operation 'http.get' is not a db operation"),
+                (Some(10), "operation 'DB.EXECUTE' is not dotted lowercase"),
+                (Some(11), "a 'db' entry declares a target"),
+                (Some(9), "a COMPUTE_GENERIC node declares io_operations"),
+            ]
+        );
+    }
+
+    #[test]
+    fn lists_all_missing_required_fields_at_once() {
+        let error = parse("description: nothing else\n").unwrap_err();
+        assert_eq!(
+            error.problems()[0].message,
+            "missing required fields in the node contract: schema_version, node_version, name, node_type"
+        );
+    }
+}

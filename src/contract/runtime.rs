@@ -1,0 +1,369 @@
+//! The runtime-host contract: the host's name, event bus, handlers and nodes.
+//!
+//! Node references resolve as INTERFACE.md says: `contract: PATH` if given (relative paths
+//! from the runtime contract's directory, absolute as they are, `~` not expanded),
+//! else `nodes/<slug>.yaml` beside the runtime contract, else `../nodes/<slug>.yaml`.
+//! Symbolic links are followed; paths are never canonicalised.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+use serde_saphyr::Spanned;
+
+use super::error::{ContractError, Problem, Problems};
+use super::names::{check_required, check_schema_version, check_slug, handler_type};
+use super::node::NodeContract;
+use super::yaml::{self, line_of};
+use crate::bus::{BusKind, Topic};
+use crate::handler::HandlerType;
+
+/// A handler the contract enables, with the line that enables it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct HandlerEntry {
+    /// The handler's type.
+    pub handler_type: HandlerType,
+    /// Its line in the runtime contract.
+    pub line: Option<u64>,
+}
+
+/// A node the contract hosts, with its resolved node contract.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NodeRef {
+    /// The node's slug (equal to its contract's name).
+    pub slug: String,
+    /// The reference's line in the runtime contract.
+    pub line: Option<u64>,
+    /// The node's contract.
+    pub contract: NodeContract,
+}
+
+/// A validated runtime-host contract, with every node contract it names.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RuntimeHostContract {
+    /// The file it was loaded from.
+    pub path: PathBuf,
+    /// The runtime's name, a slug; it names the bus topics.
+    pub name: String,
+    /// The runtime's version.
+    pub version: String,
+    /// The event bus the host runs on.
+    pub event_bus: BusKind,
+    /// The handlers to register, one per type.
+    pub handlers: Vec<HandlerEntry>,
+    /// The nodes to host.
+    pub nodes: Vec<NodeRef>,
+    /// Problems that do not stop the host (e.g. an empty handler list).
+    pub warnings: Vec<Problem>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawFile {
+    schema_version: Option<Spanned<String>>,
+    runtime: Option<Spanned<RawRuntime>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawRuntime {
+    name: Option<Spanned<String>>,
+    version: Option<Spanned<String>>,
+    event_bus: Option<Spanned<RawEventBus>>,
+    handlers: Option<Vec<Spanned<RawHandler>>>,
+    nodes: Option<Vec<Spanned<RawNodeRef>>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawEventBus {
+    kind: Option<Spanned<String>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawHandler {
+    #[serde(rename = "type")]
+    handler_type: Option<Spanned<String>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawNodeRef {
+    slug: Option<Spanned<String>>,
+    contract: Option<Spanned<String>>,
+}
+
+impl RuntimeHostContract {
+    /// Validates the runtime contract `text`, read from `file`, and loads the node
+    /// contracts it names (paths resolve from `file`'s directory).
+    pub fn parse(text: &str, file: &Path) -> Result<RuntimeHostContract, ContractError> {
+        let raw: RawFile = yaml::parse(text, file)?;
+        let mut problems = Problems::new(file);
+        check_required(
+            "the contract",
+            Some(1),
+            &[
+                ("schema_version", raw.schema_version.is_some()),
+                ("runtime", raw.runtime.is_some()),
+            ],
+            &mut problems,
+        );
+        check_schema_version(raw.schema_version.as_ref(), &mut problems);
+        let Some(runtime) = raw.runtime else {
+            return Err(ContractError::new(problems.take()));
+        };
+        let runtime_line = line_of(&runtime.referenced);
+        let runtime = runtime.value;
+        check_required(
+            "runtime",
+            runtime_line,
+            &[
+                ("name", runtime.name.is_some()),
+                ("version", runtime.version.is_some()),
+                ("event_bus", runtime.event_bus.is_some()),
+                ("handlers", runtime.handlers.is_some()),
+                ("nodes", runtime.nodes.is_some()),
+            ],
+            &mut problems,
+        );
+        if let Some(name) = &runtime.name {
+            check_slug("runtime name", name, &mut problems);
+        }
+        let event_bus = runtime
+            .event_bus
+            .as_ref()
+            .and_then(|bus| bus_kind(bus, &mut problems));
+        let handlers = handler_entries(runtime.handlers.as_deref(), &mut problems);
+        let nodes = resolve_nodes(
+            runtime.nodes.as_deref().unwrap_or_default(),
+            file,
+            &mut problems,
+        );
+
+        let mut warnings = Problems::new(file);
+        if runtime.handlers.as_ref().is_some_and(Vec::is_empty) {
+            warnings.add(
+                runtime_line,
+                "the contract enables no handlers",
+                "every request will be answered HANDLER_NOT_FOUND",
+                "add handlers, e.g. '- type: http'",
+            );
+        }
+        if runtime.nodes.as_ref().is_some_and(Vec::is_empty) {
+            warnings.add(
+                runtime_line,
+                "the contract hosts no nodes",
+                "every request will be answered NODE_NOT_FOUND",
+                "add nodes, e.g. '- slug: example_node'",
+            );
+        }
+        let (Some(name), Some(version), Some(event_bus)) =
+            (runtime.name, runtime.version, event_bus)
+        else {
+            return Err(ContractError::new(problems.take()));
+        };
+        problems.finish(RuntimeHostContract {
+            path: file.to_path_buf(),
+            name: name.value,
+            version: version.value,
+            event_bus,
+            handlers,
+            nodes,
+            warnings: warnings.take(),
+        })
+    }
+
+    /// Loads and validates the runtime contract at `path` and every node contract it names.
+    pub fn load(path: &Path) -> Result<RuntimeHostContract, ContractError> {
+        Self::parse(&yaml::read(path)?, path)
+    }
+
+    /// The topic the host consumes requests from: `onex.<name>.cmd.v1`.
+    pub fn input_topic(&self) -> Topic {
+        Topic::new(&format!("onex.{}.cmd.v1", self.name))
+    }
+
+    /// The topic the host publishes responses to: `onex.<name>.res.v1`.
+    pub fn output_topic(&self) -> Topic {
+        Topic::new(&format!("onex.{}.res.v1", self.name))
+    }
+}
+
+fn bus_kind(bus: &Spanned<RawEventBus>, problems: &mut Problems) -> Option<BusKind> {
+    let Some(kind) = &bus.value.kind else {
+        check_required(
+            "event_bus",
+            line_of(&bus.referenced),
+            &[("kind", false)],
+            problems,
+        );
+        return None;
+    };
+    let found = BusKind::from_name(&kind.value);
+    if found.is_none() {
+        let why = if kind.value == "kafka" {
+            "the kafka bus arrives in Beta; MVP runs on inmemory".to_owned()
+        } else {
+            format!("unknown event bus kind '{}'", kind.value)
+        };
+        problems.add(
+            line_of(&kind.referenced),
+            why,
+            "Valid event bus kinds are: inmemory",
+            "set event_bus.kind: inmemory",
+        );
+    }
+    found
+}
+
+fn handler_entries(
+    raw: Option<&[Spanned<RawHandler>]>,
+    problems: &mut Problems,
+) -> Vec<HandlerEntry> {
+    let mut entries: Vec<HandlerEntry> = Vec::new();
+    for entry in raw.unwrap_or_default() {
+        let line = line_of(&entry.referenced);
+        let Some(name) = &entry.value.handler_type else {
+            check_required("a handlers entry", line, &[("type", false)], problems);
+            continue;
+        };
+        let Some(handler_type) = handler_type(name, problems) else {
+            continue;
+        };
+        if let Some(first) = entries.iter().find(|e| e.handler_type == handler_type) {
+            let first_line = first
+                .line
+                .map_or(String::new(), |l| format!(" (first at line {l})"));
+            problems.add(
+                line_of(&name.referenced),
+                format!("duplicate handler type '{handler_type}'{first_line}"),
+                "MVP runs one handler per type",
+                "remove the duplicate handler",
+            );
+            continue;
+        }
+        entries.push(HandlerEntry { handler_type, line });
+    }
+    entries
+}
+
+fn resolve_nodes(
+    refs: &[Spanned<RawNodeRef>],
+    file: &Path,
+    problems: &mut Problems,
+) -> Vec<NodeRef> {
+    let base = match file.parent() {
+        Some(dir) if !dir.as_os_str().is_empty() => dir.to_path_buf(),
+        _ => PathBuf::from("."),
+    };
+    let mut first_line: HashMap<String, Option<u64>> = HashMap::new();
+    let mut nodes = Vec::new();
+    for node_ref in refs {
+        let line = line_of(&node_ref.referenced);
+        let Some(slug) = &node_ref.value.slug else {
+            check_required("a nodes entry", line, &[("slug", false)], problems);
+            continue;
+        };
+        check_slug("node slug", slug, problems);
+        if let Some(first) = first_line.insert(slug.value.clone(), line) {
+            let at = first.map_or(String::new(), |l| format!(" (first at line {l})"));
+            problems.add(
+                line,
+                format!("node '{}' is listed twice{at}", slug.value),
+                "each node is hosted once",
+                "remove the duplicate node",
+            );
+            continue;
+        }
+        let Some(path) = node_path(
+            &slug.value,
+            node_ref.value.contract.as_ref(),
+            &base,
+            line,
+            problems,
+        ) else {
+            continue;
+        };
+        match NodeContract::load(&path) {
+            Ok(contract) if contract.name != slug.value => problems.add(
+                line,
+                format!(
+                    "node '{}' resolves to {}, whose name is '{}'",
+                    slug.value,
+                    path.display(),
+                    contract.name
+                ),
+                "a node contract's name must equal the slug that refers to it",
+                "rename the slug or the node contract's name",
+            ),
+            Ok(contract) => nodes.push(NodeRef {
+                slug: slug.value.clone(),
+                line,
+                contract,
+            }),
+            Err(error) => {
+                problems.add(
+                    line,
+                    format!(
+                        "node '{}': its contract {} is invalid",
+                        slug.value,
+                        path.display()
+                    ),
+                    "the problems in that file are listed below",
+                    "fix the node contract",
+                );
+                problems.extend(error.problems());
+            }
+        }
+    }
+    nodes
+}
+
+/// Where the contract of node `slug` is, or a problem naming every path tried.
+fn node_path(
+    slug: &str,
+    declared: Option<&Spanned<String>>,
+    base: &Path,
+    line: Option<u64>,
+    problems: &mut Problems,
+) -> Option<PathBuf> {
+    if let Some(declared) = declared {
+        let text = declared.value.as_str();
+        if text.starts_with('~') {
+            problems.add(
+                line_of(&declared.referenced),
+                format!("node '{slug}': '~' is not expanded in '{text}'"),
+                "paths are absolute, or relative to the runtime contract's directory",
+                "write the path without '~'",
+            );
+            return None;
+        }
+        let path = base.join(text);
+        if path.is_file() {
+            return Some(path);
+        }
+        problems.add(
+            line_of(&declared.referenced),
+            format!("node '{slug}': contract file not found: {}", path.display()),
+            "relative paths start from the runtime contract's directory",
+            "fix the path, or create the node contract there",
+        );
+        return None;
+    }
+    let tried = [
+        base.join("nodes").join(format!("{slug}.yaml")),
+        base.join("..").join("nodes").join(format!("{slug}.yaml")),
+    ];
+    if let Some(found) = tried.iter().find(|path| path.is_file()) {
+        return Some(found.clone());
+    }
+    let tried: Vec<String> = tried.iter().map(|p| p.display().to_string()).collect();
+    problems.add(
+        line,
+        format!("node '{slug}': no contract found; tried {}", tried.join(", ")),
+        "without 'contract: PATH', a node's contract is nodes/<slug>.yaml beside the runtime contract, or ../nodes/<slug>.yaml",
+        format!("create {}, or add 'contract: PATH' to the node", tried[0]),
+    );
+    None
+}

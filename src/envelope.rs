@@ -1,0 +1,194 @@
+//! The ONEX envelope: the one message format between nodes, the bus and the host.
+//!
+//! This module owns the envelope's shape and its JSON form ([`Envelope`]), how a request
+//! is read and validated ([`parse`]), how a response is built from its request so that
+//! every response invariant holds in one place ([`response`]), and where new ids and
+//! timestamps come from ([`stamp`]). It does not route: that is [`crate::runtime`].
+
+pub mod parse;
+pub mod response;
+pub mod stamp;
+
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+use time::OffsetDateTime;
+use uuid::Uuid;
+
+use crate::error::ErrorCode;
+
+pub use parse::{EnvelopeError, RequestTarget};
+pub use response::RequestContext;
+pub use stamp::{Clock, IdGenerator, Stamp};
+
+/// The envelope format version this host writes.
+pub const ENVELOPE_VERSION: &str = "1.0.0";
+
+/// The largest request the host reads, in bytes; larger ones are answered with an error.
+pub const MAX_ENVELOPE_BYTES: usize = 8 * 1024 * 1024;
+
+/// A JSON object: the shape of `payload` and `metadata`.
+pub type Payload = Map<String, Value>;
+
+/// One ONEX envelope, request or response, with every MVP field.
+///
+/// Serialising an envelope and parsing the JSON again gives an equal value. Requests from
+/// outside go through [`parse::parse_request`], which names every missing field and
+/// assigns a correlation id where the request has none.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Envelope {
+    /// This envelope's own id.
+    pub envelope_id: Uuid,
+    /// The envelope format version.
+    pub envelope_version: String,
+    /// The id shared by a request and everything done on its behalf.
+    pub correlation_id: Uuid,
+    /// The `envelope_id` of the envelope that caused this one (a response's request).
+    #[serde(default)]
+    pub causation_id: Option<Uuid>,
+    /// The node that sent the envelope.
+    #[serde(default)]
+    pub source_node: Option<String>,
+    /// The node the envelope is for.
+    #[serde(default)]
+    pub target_node: Option<String>,
+    /// The handler type (`http`, `db`, `local`); for a request, derivable from `operation`.
+    #[serde(default)]
+    pub handler_type: Option<String>,
+    /// The dotted operation, e.g. `http.get`.
+    #[serde(default)]
+    pub operation: Option<String>,
+    /// The operation's input (request) or result (response); an object or null.
+    #[serde(default)]
+    pub payload: Option<Payload>,
+    /// Free-form context carried along; responses keep the request's and add
+    /// `original_target_node`.
+    #[serde(default)]
+    pub metadata: Payload,
+    /// When the envelope was made, in UTC.
+    #[serde(with = "time::serde::rfc3339")]
+    pub timestamp: OffsetDateTime,
+    /// Whether this envelope answers a request.
+    #[serde(default)]
+    pub is_response: bool,
+    /// For a response: whether the operation succeeded.
+    #[serde(default)]
+    pub success: Option<bool>,
+    /// For a failed response: what went wrong.
+    #[serde(default)]
+    pub error: Option<ErrorBody>,
+}
+
+impl Envelope {
+    /// A new request for `operation` on `target_node`, stamped with a fresh id and time.
+    pub fn request(
+        stamp: &Stamp,
+        target_node: impl Into<String>,
+        operation: impl Into<String>,
+        payload: Option<Payload>,
+    ) -> Envelope {
+        Envelope {
+            envelope_id: stamp.next_id(),
+            envelope_version: ENVELOPE_VERSION.to_owned(),
+            correlation_id: stamp.next_id(),
+            causation_id: None,
+            source_node: None,
+            target_node: Some(target_node.into()),
+            handler_type: None,
+            operation: Some(operation.into()),
+            payload,
+            metadata: Payload::new(),
+            timestamp: stamp.now(),
+            is_response: false,
+            success: None,
+            error: None,
+        }
+    }
+
+    /// The envelope as one line of JSON.
+    pub fn to_json(&self) -> String {
+        // An envelope holds only strings, numbers, booleans and JSON values with
+        // string keys: serde_json cannot fail on it.
+        serde_json::to_string(self).unwrap_or_default()
+    }
+}
+
+/// The `error` object of a failed response.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ErrorBody {
+    /// The stable error code.
+    pub code: ErrorCode,
+    /// What went wrong, for a human: never a stack trace, path or secret.
+    pub message: String,
+    /// The handler type involved, if known.
+    #[serde(default)]
+    pub handler_type: Option<String>,
+    /// The operation involved, if known.
+    #[serde(default)]
+    pub operation: Option<String>,
+    /// Code-specific fields such as `available_handlers` or `available_nodes`.
+    #[serde(flatten)]
+    pub details: Payload,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn sample(stamp: &Stamp) -> Envelope {
+        let mut envelope = Envelope::request(
+            stamp,
+            "echo_node",
+            "local.echo",
+            Some(
+                json!({"n": 1, "nested": {"s": "x"}})
+                    .as_object()
+                    .unwrap()
+                    .clone(),
+            ),
+        );
+        envelope.source_node = Some("caller".into());
+        envelope.metadata.insert("trace".into(), json!("abc"));
+        envelope
+    }
+
+    #[test]
+    fn request_survives_a_json_round_trip() {
+        let stamp = Stamp::deterministic(7);
+        let envelope = sample(&stamp);
+        let parsed: Envelope = serde_json::from_str(&envelope.to_json()).unwrap();
+        assert_eq!(parsed, envelope);
+    }
+
+    #[test]
+    fn error_response_survives_a_json_round_trip() {
+        let stamp = Stamp::deterministic(7);
+        let mut envelope = sample(&stamp);
+        envelope.is_response = true;
+        envelope.success = Some(false);
+        envelope.payload = None;
+        let mut details = Payload::new();
+        details.insert("available_nodes".into(), json!(["a", "b"]));
+        envelope.error = Some(ErrorBody {
+            code: ErrorCode::NodeNotFound,
+            message: "node 'x' is not hosted by this runtime".into(),
+            handler_type: Some("local".into()),
+            operation: Some("local.echo".into()),
+            details,
+        });
+        let parsed: Envelope = serde_json::from_str(&envelope.to_json()).unwrap();
+        assert_eq!(parsed, envelope);
+    }
+
+    #[test]
+    fn timestamps_are_rfc3339_utc_with_subsecond_precision() {
+        let stamp = Stamp::deterministic(1);
+        let mut envelope = sample(&stamp);
+        envelope.timestamp = time::macros::datetime!(2024-01-01 12:30:00.123456789 UTC);
+        let json: Value = serde_json::from_str(&envelope.to_json()).unwrap();
+        assert_eq!(json["timestamp"], "2024-01-01T12:30:00.123456789Z");
+        let parsed: Envelope = serde_json::from_value(json).unwrap();
+        assert_eq!(parsed.timestamp, envelope.timestamp);
+    }
+}

@@ -1,0 +1,490 @@
+//! Reading request envelopes, and the checks a request must pass before it is routed.
+//!
+//! This is routing step 1 of INTERFACE.md: the required fields are there, the operation
+//! is dotted lowercase, and the handler type (given, or the operation's first part)
+//! agrees with it. A request that fails keeps whatever identity could be read from it
+//! (its correlation id above all) so that its error response can still be traced.
+
+use serde::Deserialize;
+use serde_json::Value;
+use time::OffsetDateTime;
+use uuid::Uuid;
+
+use super::{ENVELOPE_VERSION, Envelope, MAX_ENVELOPE_BYTES, Payload, RequestContext, Stamp};
+use crate::error::{ErrorKind, RuntimeHostError};
+
+/// Why a request is not a routable envelope.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum EnvelopeError {
+    /// The bytes are not JSON at all.
+    #[error("not valid JSON: {0}")]
+    Syntax(String),
+    /// The JSON has a field of the wrong type, an unknown field, or is not an object.
+    #[error("{0}")]
+    Shape(String),
+    /// Required fields are absent (all of them are listed).
+    #[error("missing required fields: {}", .0.join(", "))]
+    Missing(Vec<&'static str>),
+    /// The message is larger than the host accepts.
+    #[error("the envelope is larger than the limit of {0} bytes")]
+    TooLarge(usize),
+    /// A field is present but its value is not acceptable.
+    #[error("{field}: {reason}")]
+    Invalid {
+        /// The offending field.
+        field: &'static str,
+        /// Why it is refused and what is expected instead.
+        reason: String,
+    },
+}
+
+/// Where a valid request goes: borrowed from the envelope, checked by [`Envelope::target`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RequestTarget<'a> {
+    /// The target node's slug.
+    pub node: &'a str,
+    /// The handler type: `handler_type`, or the operation's part before the first dot.
+    pub handler_type: &'a str,
+    /// The full dotted operation, e.g. `http.get`.
+    pub operation: &'a str,
+}
+
+impl Envelope {
+    /// Checks that this envelope is a routable request and says where it goes.
+    pub fn target(&self) -> Result<RequestTarget<'_>, EnvelopeError> {
+        if self.is_response || self.success.is_some() || self.error.is_some() {
+            return Err(EnvelopeError::Invalid {
+                field: "is_response",
+                reason:
+                    "a response (is_response, success or error set) cannot be sent as a request"
+                        .into(),
+            });
+        }
+        let (node, operation) = match (&self.target_node, &self.operation) {
+            (Some(node), Some(operation)) => (node.as_str(), operation.as_str()),
+            (node, operation) => {
+                let mut missing = Vec::new();
+                if node.is_none() {
+                    missing.push("target_node");
+                }
+                if operation.is_none() {
+                    missing.push("operation");
+                }
+                return Err(EnvelopeError::Missing(missing));
+            }
+        };
+        let domain = operation_domain(operation).ok_or_else(|| EnvelopeError::Invalid {
+            field: "operation",
+            reason: format!(
+                "'{operation}' is not a dotted lowercase operation like 'http.get' or 'db.query'"
+            ),
+        })?;
+        if let Some(given) = self.handler_type.as_deref() {
+            if given != domain {
+                return Err(EnvelopeError::Invalid {
+                    field: "handler_type",
+                    reason: format!(
+                        "'{given}' disagrees with operation '{operation}'; omit handler_type or set it to '{domain}'"
+                    ),
+                });
+            }
+        }
+        Ok(RequestTarget {
+            node,
+            handler_type: domain,
+            operation,
+        })
+    }
+}
+
+/// The part of a `{domain}.{action}` operation before the first dot, if well formed.
+///
+/// Well formed: two or more parts, each a lowercase letter followed by lowercase letters,
+/// digits or underscores.
+pub fn operation_domain(operation: &str) -> Option<&str> {
+    let mut parts = operation.split('.');
+    let domain = parts.next()?;
+    let mut count = 0;
+    for part in std::iter::once(domain).chain(parts) {
+        let mut chars = part.chars();
+        let starts_lower = chars.next().is_some_and(|c| c.is_ascii_lowercase());
+        let rest_ok = chars.all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_');
+        if !(starts_lower && rest_ok) {
+            return None;
+        }
+        count += 1;
+    }
+    (count >= 2).then_some(domain)
+}
+
+/// A request as it arrives: every field optional, so that all missing ones can be named.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, expecting = "an envelope (a JSON object)")]
+struct WireRequest {
+    envelope_id: Option<Uuid>,
+    envelope_version: Option<String>,
+    correlation_id: Option<Uuid>,
+    causation_id: Option<Uuid>,
+    source_node: Option<String>,
+    target_node: Option<String>,
+    handler_type: Option<String>,
+    operation: Option<String>,
+    payload: Option<Value>,
+    metadata: Option<Value>,
+    #[serde(default, with = "time::serde::rfc3339::option")]
+    timestamp: Option<OffsetDateTime>,
+    is_response: Option<bool>,
+    success: Option<bool>,
+    error: Option<Value>,
+}
+
+/// A request that could not be accepted, with what is known of it for the error response.
+#[derive(Debug)]
+pub struct Rejected {
+    /// The request's identity, as far as it could be read.
+    pub context: RequestContext,
+    /// Why it was refused.
+    pub error: EnvelopeError,
+}
+
+impl Rejected {
+    /// The error response to the refused request.
+    pub fn respond(self, stamp: &Stamp) -> Envelope {
+        let error = RuntimeHostError::new(
+            ErrorKind::Envelope(self.error),
+            self.context.error_context(),
+        );
+        self.context.respond(Err(error), stamp)
+    }
+}
+
+/// Reads one request envelope from JSON and checks it is routable.
+///
+/// A missing `correlation_id` is assigned, a missing `timestamp` is now, a missing
+/// `envelope_version` is the current one. Anything else wrong is a [`Rejected`] that still
+/// carries the request's correlation id (or a fresh one if none could be read).
+pub fn parse_request(bytes: &[u8], stamp: &Stamp) -> Result<Envelope, Box<Rejected>> {
+    if bytes.len() > MAX_ENVELOPE_BYTES {
+        let context = RequestContext {
+            correlation_id: stamp.next_id(),
+            ..RequestContext::default()
+        };
+        let error = EnvelopeError::TooLarge(MAX_ENVELOPE_BYTES);
+        return Err(Box::new(Rejected { context, error }));
+    }
+    // serde would read a JSON array as a struct's fields in order: only objects are envelopes.
+    let starts_as_object = bytes.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'{');
+    let wire: WireRequest = match serde_json::from_slice(bytes) {
+        Ok(wire) if starts_as_object => wire,
+        _ => return Err(Box::new(reject_unreadable(bytes, stamp))),
+    };
+    let missing_id = wire.envelope_id.is_none();
+    let envelope = Envelope {
+        envelope_id: wire.envelope_id.unwrap_or_else(Uuid::nil),
+        envelope_version: wire
+            .envelope_version
+            .unwrap_or_else(|| ENVELOPE_VERSION.to_owned()),
+        correlation_id: wire.correlation_id.unwrap_or_else(|| stamp.next_id()),
+        causation_id: wire.causation_id,
+        source_node: wire.source_node,
+        target_node: wire.target_node,
+        handler_type: wire.handler_type,
+        operation: wire.operation,
+        payload: None,
+        metadata: Payload::new(),
+        timestamp: wire
+            .timestamp
+            .map_or_else(|| stamp.now(), |t| t.to_offset(time::UtcOffset::UTC)),
+        is_response: wire.is_response.unwrap_or(false),
+        success: wire.success,
+        error: None,
+    };
+    let checked = check_fields(&envelope, missing_id, wire.error.is_some())
+        .and_then(|()| object_or_null("payload", wire.payload))
+        .and_then(|payload| Ok((payload, object_or_null("metadata", wire.metadata)?)));
+    match checked {
+        Ok((payload, metadata)) => Ok(Envelope {
+            payload,
+            metadata: metadata.unwrap_or_default(),
+            ..envelope
+        }),
+        Err(error) => {
+            let mut context = RequestContext::of(envelope);
+            if missing_id {
+                context.envelope_id = None;
+            }
+            Err(Box::new(Rejected { context, error }))
+        }
+    }
+}
+
+fn check_fields(
+    envelope: &Envelope,
+    missing_id: bool,
+    has_error: bool,
+) -> Result<(), EnvelopeError> {
+    if has_error && !envelope.is_response {
+        return Err(EnvelopeError::Invalid {
+            field: "error",
+            reason: "only responses carry an error".into(),
+        });
+    }
+    match (missing_id, envelope.target()) {
+        (true, Err(EnvelopeError::Missing(mut fields))) => {
+            fields.insert(0, "envelope_id");
+            Err(EnvelopeError::Missing(fields))
+        }
+        (true, _) => Err(EnvelopeError::Missing(vec!["envelope_id"])),
+        (false, Err(error)) => Err(error),
+        (false, Ok(_)) => {
+            let major = envelope.envelope_version.split('.').next();
+            if major == Some("1") {
+                Ok(())
+            } else {
+                Err(EnvelopeError::Invalid {
+                    field: "envelope_version",
+                    reason: format!(
+                        "'{}' is not supported; this host reads envelope version 1.x",
+                        envelope.envelope_version
+                    ),
+                })
+            }
+        }
+    }
+}
+
+fn object_or_null(
+    field: &'static str,
+    value: Option<Value>,
+) -> Result<Option<Payload>, EnvelopeError> {
+    match value {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::Object(map)) => Ok(Some(map)),
+        Some(other) => Err(EnvelopeError::Invalid {
+            field,
+            reason: format!("must be a JSON object or null, not {}", json_kind(&other)),
+        }),
+    }
+}
+
+fn json_kind(value: &Value) -> &'static str {
+    match value {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "an array",
+        Value::Object(_) => "an object",
+    }
+}
+
+/// The slow path for a request serde could not read: say where, and salvage its identity.
+fn reject_unreadable(bytes: &[u8], stamp: &Stamp) -> Rejected {
+    let salvaged = serde_json::from_slice::<Value>(bytes);
+    let error = match &salvaged {
+        Err(error) => EnvelopeError::Syntax(error.to_string()),
+        Ok(Value::Object(_)) => {
+            // Read again, tracking the path, only to name the field the error is in.
+            let mut reader = serde_json::Deserializer::from_slice(bytes);
+            match serde_path_to_error::deserialize::<_, WireRequest>(&mut reader) {
+                Err(error) if error.path().iter().next().is_some() => {
+                    EnvelopeError::Shape(format!("field `{}`: {}", error.path(), error.inner()))
+                }
+                Err(error) => EnvelopeError::Shape(error.inner().to_string()),
+                Ok(_) => EnvelopeError::Shape("the envelope could not be read".into()),
+            }
+        }
+        Ok(other) => EnvelopeError::Shape(format!(
+            "expected an envelope (a JSON object), not {}",
+            json_kind(other)
+        )),
+    };
+    let salvaged = salvaged.ok();
+    let field = |name: &str| {
+        salvaged
+            .as_ref()
+            .and_then(|v| v.get(name))
+            .and_then(Value::as_str)
+    };
+    let uuid = |name: &str| field(name).and_then(|s| Uuid::parse_str(s).ok());
+    let text = |name: &str| field(name).map(str::to_owned);
+    let operation = text("operation");
+    let context = RequestContext {
+        envelope_id: uuid("envelope_id"),
+        correlation_id: uuid("correlation_id").unwrap_or_else(|| stamp.next_id()),
+        source_node: text("source_node"),
+        target_node: text("target_node"),
+        handler_type: text("handler_type").or_else(|| {
+            operation
+                .as_deref()
+                .and_then(operation_domain)
+                .map(str::to_owned)
+        }),
+        operation,
+        metadata: Payload::new(),
+    };
+    Rejected { context, error }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(json: &str) -> Result<Envelope, Box<Rejected>> {
+        parse_request(json.as_bytes(), &Stamp::deterministic(100))
+    }
+
+    const ID: &str = "00000000-0000-0000-0000-00000000000a";
+    const CORR: &str = "00000000-0000-0000-0000-0000000000cc";
+
+    #[test]
+    fn minimal_request_gets_defaults() {
+        let json =
+            format!(r#"{{"envelope_id":"{ID}","target_node":"n","operation":"local.echo"}}"#);
+        let envelope = parse(&json).unwrap();
+        assert_eq!(envelope.correlation_id, Uuid::from_u128(101));
+        assert_eq!(envelope.envelope_version, ENVELOPE_VERSION);
+        assert_eq!(envelope.payload, None);
+        assert!(envelope.metadata.is_empty());
+        let target = envelope.target().unwrap();
+        assert_eq!(
+            (target.node, target.handler_type, target.operation),
+            ("n", "local", "local.echo")
+        );
+    }
+
+    #[test]
+    fn every_missing_required_field_is_named() {
+        let rejected = parse("{}").unwrap_err();
+        assert_eq!(
+            rejected.error,
+            EnvelopeError::Missing(vec!["envelope_id", "target_node", "operation"])
+        );
+        assert_eq!(rejected.context.envelope_id, None);
+    }
+
+    #[test]
+    fn garbage_gets_a_fresh_correlation_id() {
+        let rejected = parse("not json").unwrap_err();
+        assert!(matches!(rejected.error, EnvelopeError::Syntax(_)));
+        assert_eq!(rejected.context.correlation_id, Uuid::from_u128(101));
+    }
+
+    #[test]
+    fn a_bad_field_names_the_field_and_keeps_the_correlation_id() {
+        let json = format!(
+            r#"{{"envelope_id":5,"correlation_id":"{CORR}","target_node":"n","operation":"local.echo"}}"#
+        );
+        let rejected = parse(&json).unwrap_err();
+        let message = rejected.error.to_string();
+        assert!(
+            message.starts_with("field `envelope_id`: invalid type"),
+            "{message}"
+        );
+        assert_eq!(rejected.context.correlation_id.to_string(), CORR);
+        assert_eq!(rejected.context.handler_type.as_deref(), Some("local"));
+    }
+
+    #[test]
+    fn unknown_fields_are_refused_by_name() {
+        let json = format!(r#"{{"envelope_id":"{ID}","target_node":"n","opration":"local.echo"}}"#);
+        let message = parse(&json).unwrap_err().error.to_string();
+        assert!(message.contains("unknown field `opration`"), "{message}");
+    }
+
+    #[test]
+    fn non_object_input_says_an_envelope_is_expected() {
+        for input in ["[1, 2]", "5", "\"x\"", "null"] {
+            let message = parse(input).unwrap_err().error.to_string();
+            assert!(
+                message.starts_with("expected an envelope (a JSON object), not"),
+                "{message}"
+            );
+        }
+    }
+
+    #[test]
+    fn operation_must_be_dotted_lowercase() {
+        for bad in [
+            "HTTP_GET",
+            "dbQuery",
+            "http-post",
+            "DB.EXECUTE",
+            "echo",
+            "local.",
+            ".x",
+        ] {
+            assert_eq!(operation_domain(bad), None, "{bad}");
+        }
+        assert_eq!(operation_domain("graph.get_neighbors"), Some("graph"));
+    }
+
+    #[test]
+    fn handler_type_must_agree_with_the_operation() {
+        let json = format!(
+            r#"{{"envelope_id":"{ID}","target_node":"n","operation":"local.echo","handler_type":"http"}}"#
+        );
+        let error = parse(&json).unwrap_err().error;
+        assert!(matches!(
+            error,
+            EnvelopeError::Invalid {
+                field: "handler_type",
+                ..
+            }
+        ));
+    }
+
+    #[test]
+    fn payload_must_be_an_object_or_null() {
+        let json = format!(
+            r#"{{"envelope_id":"{ID}","target_node":"n","operation":"local.echo","payload":[1]}}"#
+        );
+        let error = parse(&json).unwrap_err().error;
+        assert_eq!(
+            error.to_string(),
+            "payload: must be a JSON object or null, not an array"
+        );
+    }
+
+    #[test]
+    fn responses_cannot_be_sent_as_requests() {
+        let json = format!(
+            r#"{{"envelope_id":"{ID}","target_node":"n","operation":"local.echo","is_response":true}}"#
+        );
+        assert!(matches!(
+            parse(&json).unwrap_err().error,
+            EnvelopeError::Invalid {
+                field: "is_response",
+                ..
+            }
+        ));
+    }
+
+    #[test]
+    fn timestamps_with_offsets_are_kept_as_utc() {
+        let json = format!(
+            r#"{{"envelope_id":"{ID}","target_node":"n","operation":"local.echo","timestamp":"2024-01-01T02:00:00+02:00"}}"#
+        );
+        let envelope = parse(&json).unwrap();
+        assert_eq!(
+            envelope.timestamp,
+            time::macros::datetime!(2024-01-01 0:00 UTC)
+        );
+        assert!(envelope.timestamp.offset().is_utc());
+    }
+
+    #[test]
+    fn unsupported_envelope_versions_are_refused() {
+        let json = format!(
+            r#"{{"envelope_id":"{ID}","target_node":"n","operation":"local.echo","envelope_version":"2.0.0"}}"#
+        );
+        assert!(matches!(
+            parse(&json).unwrap_err().error,
+            EnvelopeError::Invalid {
+                field: "envelope_version",
+                ..
+            }
+        ));
+    }
+}

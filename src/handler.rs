@@ -1,0 +1,182 @@
+//! The protocol-handler trait: how the host does I/O on behalf of its nodes.
+//!
+//! # Handler or event bus?
+//!
+//! | | handler | event bus |
+//! | --- | --- | --- |
+//! | what it is | a client the host calls for one operation (HTTP call, SQL query) | the transport envelopes arrive on and leave by |
+//! | who calls it | [`crate::runtime::NodeRuntime`], once per request | [`crate::host`], which owns it |
+//! | knows envelopes? | only its operation and payload | only as bytes on topics |
+//! | examples | `http`, `db`, `local` | in-memory (Kafka is a bus, never a handler) |
+//!
+//! This module owns the closed set of handler types, the [`Handler`] trait, what a
+//! handler is given ([`HandlerRequest`]) and may fail with ([`HandlerError`]), and what
+//! it says about itself ([`Description`]). Implementations live in [`crate::handlers`].
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::sync::Arc;
+
+use futures_lite::future::Boxed;
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use crate::contract::HttpTarget;
+use crate::envelope::Payload;
+use crate::health::HealthReport;
+
+/// The kinds of protocol handler: a closed set, one handler of each kind per host.
+///
+/// Kafka is not a handler type: it is an event bus (`event_bus.kind`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum HandlerType {
+    /// HTTP client calls (`http.get`, `http.post`).
+    Http,
+    /// PostgreSQL statements (`db.query`, `db.execute`).
+    Db,
+    /// In-process echo and test operations; development and tests only.
+    Local,
+}
+
+impl HandlerType {
+    /// Every handler type, in the order help texts list them.
+    pub const ALL: [HandlerType; 3] = [HandlerType::Http, HandlerType::Db, HandlerType::Local];
+
+    /// The name used in contracts, envelopes and operation prefixes.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            HandlerType::Http => "http",
+            HandlerType::Db => "db",
+            HandlerType::Local => "local",
+        }
+    }
+
+    /// The handler type named `name`, if there is one.
+    pub fn from_name(name: &str) -> Option<HandlerType> {
+        Self::ALL.into_iter().find(|t| t.as_str() == name)
+    }
+}
+
+impl fmt::Display for HandlerType {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// One operation for a handler to run, already routed and authorised by its node.
+#[derive(Clone, Debug)]
+pub struct HandlerRequest {
+    /// The full dotted operation, e.g. `http.get`.
+    pub operation: String,
+    /// The request's payload (an empty object when the request had none).
+    pub payload: Payload,
+    /// The request's correlation id, for logs.
+    pub correlation_id: Uuid,
+    /// For HTTP: the URL prefix the node's contract confines it to, if it declares one.
+    pub target: Option<Arc<HttpTarget>>,
+}
+
+/// What a handler can fail with; [`crate::error`] maps each variant to its code.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum HandlerError {
+    /// The handler does not support the operation (`INVALID_OPERATION_ERROR`).
+    #[error(
+        "operation '{operation}' not supported in MVP. Available: {}",
+        .available.join(", ")
+    )]
+    UnsupportedOperation {
+        /// The refused operation.
+        operation: String,
+        /// The operations this handler supports.
+        available: &'static [&'static str],
+    },
+    /// The payload lacks a field or has one of the wrong type (`ENVELOPE_VALIDATION_ERROR`).
+    #[error("invalid payload: {0}")]
+    InvalidPayload(String),
+    /// The handler tried and failed (`HANDLER_EXECUTION_ERROR`); the message must be safe to
+    /// send to the caller: no secrets, no host paths, no stack traces.
+    #[error("{message}")]
+    Execution {
+        /// What failed, in words the caller can act on.
+        message: String,
+        /// The underlying error, for the host's own logs.
+        #[source]
+        source: Option<Box<dyn std::error::Error + Send + Sync>>,
+    },
+}
+
+impl HandlerError {
+    /// An execution failure described by `message`, with no underlying error.
+    pub fn execution(message: impl Into<String>) -> Self {
+        HandlerError::Execution {
+            message: message.into(),
+            source: None,
+        }
+    }
+
+    /// The error for an operation outside `available`.
+    pub fn unsupported(operation: &str, available: &'static [&'static str]) -> Self {
+        HandlerError::UnsupportedOperation {
+            operation: operation.to_owned(),
+            available,
+        }
+    }
+}
+
+/// What a handler says about itself: `describe()`, and the body of its `handler_contract.yaml`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Description {
+    /// The handler's type.
+    pub handler_type: HandlerType,
+    /// The handler implementation's version.
+    pub version: String,
+    /// Every operation it accepts, dotted (`http.get`).
+    pub supported_operations: Vec<String>,
+    /// Payload fields every request must carry.
+    pub required_payload_fields: Vec<String>,
+    /// The fields of a successful response payload, with their JSON types.
+    pub response_shape: BTreeMap<String, String>,
+    /// Fixed limits (timeouts, sizes, pool size), by name.
+    #[serde(default)]
+    pub limits: BTreeMap<String, u64>,
+}
+
+/// A protocol handler: one per type per host, shared by every node that uses it.
+///
+/// # Rules for implementers
+///
+/// - Never block the executor: a handler on a synchronous client moves the call to a
+///   thread pool inside itself; no other module knows.
+/// - `initialize` is called once before any `execute`; `shutdown` exactly once, last,
+///   whatever state the handler is in; after it, `execute` must fail, not hang.
+/// - Dropping an `execute` future cancels the operation as far as the protocol allows;
+///   the handler stays usable.
+/// - `execute` returns the response payload; the host builds the envelope, so response
+///   invariants hold whatever the handler does. It fails only with [`HandlerError`]:
+///   `UnsupportedOperation` for an operation outside `describe().supported_operations`,
+///   `InvalidPayload` for a missing or mistyped payload field, `Execution` for everything
+///   that went wrong while trying, with a message safe to show the caller.
+/// - Cross-cutting behaviour (timeouts, retries, limits) wraps a handler and implements
+///   this same trait.
+pub trait Handler: Send + Sync {
+    /// The handler's type.
+    fn handler_type(&self) -> HandlerType;
+
+    /// Acquires resources (connections, clients); called once, before any `execute`.
+    fn initialize(&self) -> Boxed<Result<(), HandlerError>>;
+
+    /// Releases resources; called exactly once, last.
+    fn shutdown(&self) -> Boxed<()>;
+
+    /// Runs one operation and returns the response payload.
+    fn execute(&self, request: HandlerRequest) -> Boxed<Result<Option<Payload>, HandlerError>>;
+
+    /// Reports whether the handler can serve requests; never fails the host.
+    fn health_check(&self) -> Boxed<HealthReport>;
+
+    /// What the handler supports and returns.
+    fn describe(&self) -> Description;
+}

@@ -1,0 +1,43 @@
+//! A runtime host for ONEX nodes.
+//!
+//! One small process loads a runtime-host contract (its event bus, its protocol handlers,
+//! the nodes it hosts), consumes request envelopes from the bus, routes each to its node
+//! and handler, and publishes one response envelope per request: a result, or a structured
+//! error that echoes the request's correlation id.
+//!
+//! # Layout
+//!
+//! The transport-free core knows nothing of networks, databases or processes; a test
+//! (`tests/architecture.rs`) fails if it names a transport crate or an outer module:
+//!
+//! - [`envelope`]: the message format, request validation, response construction;
+//! - [`contract`]: runtime-host, node and handler contracts, loaded from YAML;
+//! - [`error`]: the error taxonomy and its stable codes;
+//! - [`handler`], [`health`]: the protocol-handler trait and what handlers report;
+//! - [`bus`]: the event-bus trait (its in-memory implementation lives outside the core);
+//! - [`runtime`]: `NodeRuntime` and `NodeInstance`, which route envelopes to handlers;
+//! - [`handlers::local`]: the dev/test-only `LocalHandler`.
+//!
+//! Around it, what touches the outside world: [`bus::inmemory`], [`wiring`] (the one
+//! registry of handler and bus kinds), [`host`] (the process that owns the bus),
+//! [`stdio`] (the `--stdin` edge), [`cli`] and [`app`] (the binaries' boot script).
+#![forbid(unsafe_code)]
+#![warn(missing_docs, rust_2018_idioms, unreachable_pub)]
+
+pub mod app;
+pub mod bus;
+pub mod cli;
+pub mod contract;
+pub mod envelope;
+pub mod error;
+pub mod handler;
+pub mod handlers;
+pub mod health;
+pub mod host;
+pub mod runtime;
+pub mod stdio;
+pub mod wiring;
+
+pub use envelope::Envelope;
+pub use error::{ErrorCode, RuntimeHostError};
+pub use handler::{Handler, HandlerType};

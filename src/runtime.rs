@@ -1,0 +1,140 @@
+//! `NodeRuntime`: routes each request envelope to its node and handler, and answers it.
+//!
+//! Routing follows INTERFACE.md's five steps: (1) the envelope is a valid request,
+//! (2) its target node is hosted here, (3) the node's contract allows the operation (and,
+//! for HTTP, the URL), (4) a handler of that type is registered, (5) the handler runs it.
+//! Every outcome, success or failure, becomes exactly one response envelope.
+//!
+//! The runtime is pure in-memory orchestration: it knows no transport and starts no
+//! tasks; whoever owns it (the host) drives it by awaiting [`NodeRuntime::route_envelope`].
+
+mod node;
+
+use std::collections::BTreeMap;
+
+pub use node::NodeInstance;
+
+use crate::envelope::{Envelope, Payload, RequestContext, Stamp};
+use crate::error::{ErrorKind, RuntimeHostError};
+use crate::handler::{Handler, HandlerRequest, HandlerType};
+
+/// Hosts node instances and the handlers they use; routes envelopes between them.
+pub struct NodeRuntime {
+    handlers: BTreeMap<HandlerType, Box<dyn Handler>>,
+    nodes: BTreeMap<String, NodeInstance>,
+    stamp: Stamp,
+}
+
+impl NodeRuntime {
+    /// An empty runtime whose responses are stamped by `stamp`.
+    pub fn new(stamp: Stamp) -> Self {
+        NodeRuntime {
+            handlers: BTreeMap::new(),
+            nodes: BTreeMap::new(),
+            stamp,
+        }
+    }
+
+    /// Registers `handler`; a second handler of the same type is refused.
+    pub fn register_handler(&mut self, handler: Box<dyn Handler>) -> Result<(), RuntimeHostError> {
+        let handler_type = handler.handler_type();
+        if self.handlers.contains_key(&handler_type) {
+            return Err(ErrorKind::ProtocolConfiguration(format!(
+                "a '{handler_type}' handler is already registered; MVP runs one handler per type"
+            ))
+            .into());
+        }
+        self.handlers.insert(handler_type, handler);
+        Ok(())
+    }
+
+    /// Registers `node`; a second node with the same slug is refused.
+    pub fn register_node(&mut self, node: NodeInstance) -> Result<(), RuntimeHostError> {
+        if self.nodes.contains_key(node.slug()) {
+            return Err(ErrorKind::ProtocolConfiguration(format!(
+                "node '{}' is already registered",
+                node.slug()
+            ))
+            .into());
+        }
+        self.nodes.insert(node.slug().to_owned(), node);
+        Ok(())
+    }
+
+    /// The registered handlers, in type order.
+    pub fn handlers(&self) -> impl Iterator<Item = &dyn Handler> {
+        self.handlers.values().map(|handler| &**handler)
+    }
+
+    /// The registered nodes, in slug order.
+    pub fn nodes(&self) -> impl Iterator<Item = &NodeInstance> {
+        self.nodes.values()
+    }
+
+    /// Where response ids and timestamps come from.
+    pub fn stamp(&self) -> &Stamp {
+        &self.stamp
+    }
+
+    /// Routes `request` and returns its response: a result, or an error envelope.
+    pub async fn route_envelope(&self, request: Envelope) -> Envelope {
+        let checked = request.target().map(|_| ());
+        let (context, payload) = RequestContext::split(request);
+        let outcome = match checked {
+            Ok(()) => self.dispatch(&context, payload.unwrap_or_default()).await,
+            Err(error) => Err(RuntimeHostError::new(
+                ErrorKind::Envelope(error),
+                context.error_context(),
+            )),
+        };
+        context.respond(outcome, &self.stamp)
+    }
+
+    /// Steps 2 to 5 for a request that passed step 1.
+    async fn dispatch(
+        &self,
+        context: &RequestContext,
+        payload: Payload,
+    ) -> Result<Option<Payload>, RuntimeHostError> {
+        let slug = context.target_node.as_deref().unwrap_or_default();
+        let Some(node) = self.nodes.get(slug) else {
+            return Err(RuntimeHostError::new(
+                ErrorKind::NodeNotFound {
+                    node: slug.to_owned(),
+                    available: self.nodes.keys().cloned().collect(),
+                },
+                context.error_context(),
+            ));
+        };
+        node.handle(self, context, payload).await
+    }
+
+    /// Steps 4 and 5: finds the handler for `context`'s handler type and runs `request`.
+    pub async fn execute_with_handler(
+        &self,
+        context: &RequestContext,
+        request: HandlerRequest,
+    ) -> Result<Option<Payload>, RuntimeHostError> {
+        let requested = context.handler_type.as_deref().unwrap_or_default();
+        let found = HandlerType::from_name(requested)
+            .and_then(|handler_type| self.handlers.get(&handler_type));
+        let Some(handler) = found else {
+            return Err(RuntimeHostError::new(
+                ErrorKind::HandlerNotFound {
+                    handler_type: requested.to_owned(),
+                    available: self.handlers.keys().copied().collect(),
+                },
+                context.error_context(),
+            ));
+        };
+        handler.execute(request).await.map_err(|source| {
+            RuntimeHostError::new(
+                ErrorKind::Handler {
+                    handler_type: handler.handler_type(),
+                    source,
+                },
+                context.error_context(),
+            )
+        })
+    }
+}

@@ -1,0 +1,98 @@
+//! `NodeInstance`: one hosted node, which enforces its contract and delegates I/O.
+//!
+//! A declarative node holds no resources of its own, so it has no lifecycle; all it does
+//! is routing step 3 (does my contract allow this?) before handing the request to
+//! [`NodeRuntime::execute_with_handler`]. It performs no I/O itself.
+
+use std::sync::Arc;
+
+use serde_json::Value;
+
+use super::NodeRuntime;
+use crate::contract::{HttpTarget, NodeContract, NodeType};
+use crate::envelope::{EnvelopeError, Payload, RequestContext};
+use crate::error::{ErrorKind, RuntimeHostError};
+use crate::handler::HandlerRequest;
+
+/// One node hosted by a runtime, described by its node contract.
+#[derive(Clone, Debug)]
+pub struct NodeInstance {
+    contract: NodeContract,
+}
+
+impl NodeInstance {
+    /// The node described by `contract`.
+    pub fn new(contract: NodeContract) -> Self {
+        NodeInstance { contract }
+    }
+
+    /// The node's slug.
+    pub fn slug(&self) -> &str {
+        &self.contract.name
+    }
+
+    /// The node's type.
+    pub fn node_type(&self) -> NodeType {
+        self.contract.node_type
+    }
+
+    /// The node's contract.
+    pub fn contract(&self) -> &NodeContract {
+        &self.contract
+    }
+
+    /// Checks the request against the contract, then has `runtime` run it.
+    pub async fn handle(
+        &self,
+        runtime: &NodeRuntime,
+        context: &RequestContext,
+        payload: Payload,
+    ) -> Result<Option<Payload>, RuntimeHostError> {
+        let fail = |kind| RuntimeHostError::new(kind, context.error_context());
+        let operation = context.operation.clone().unwrap_or_default();
+        let target = self.authorize(&operation, &payload).map_err(fail)?;
+        let request = HandlerRequest {
+            operation,
+            payload,
+            correlation_id: context.correlation_id,
+            target,
+        };
+        runtime.execute_with_handler(context, request).await
+    }
+
+    /// Step 3: the operation must be declared, and an HTTP URL must lie under a declared
+    /// target where the declaring entries have one. Returns the target that admitted it.
+    fn authorize(
+        &self,
+        operation: &str,
+        payload: &Payload,
+    ) -> Result<Option<Arc<HttpTarget>>, ErrorKind> {
+        let not_declared = |reason: String| ErrorKind::NotDeclared {
+            node: self.slug().to_owned(),
+            reason,
+            available: self.contract.operations_of(None),
+        };
+        let entries: Vec<_> = self.contract.entries_for(operation).collect();
+        if entries.is_empty() {
+            return Err(not_declared(format!("operation '{operation}'")));
+        }
+        if entries.iter().any(|entry| entry.target.is_none()) {
+            return Ok(None);
+        }
+        let Some(url) = payload.get("url").and_then(Value::as_str) else {
+            return Err(ErrorKind::Envelope(EnvelopeError::Invalid {
+                field: "payload",
+                reason: format!("'{operation}' needs a string 'url'"),
+            }));
+        };
+        let targets = entries.iter().filter_map(|entry| entry.target.as_ref());
+        if let Some(target) = targets.clone().find(|target| target.admits(url)) {
+            return Ok(Some(Arc::clone(target)));
+        }
+        let targets: Vec<&str> = targets.map(|target| target.as_str()).collect();
+        Err(not_declared(format!(
+            "the requested URL for '{operation}': it lies outside {}",
+            targets.join(", ")
+        )))
+    }
+}

@@ -1,0 +1,181 @@
+//! Wiring: the single source of truth for which handler and bus kinds exist and how
+//! each is built from the contract.
+//!
+//! The sets are closed, so registration is a `match`, checked by the compiler: a new
+//! protocol is one [`HandlerType`] variant, one file under `handlers/`, one arm here.
+//! Nothing else in the crate constructs handlers or buses. Wiring also applies each
+//! binary's policy ([`Profile`]) and checks every node's declared operations against
+//! what its handler's `describe()` says it supports.
+
+use std::sync::Arc;
+
+use crate::bus::inmemory::InMemoryEventBus;
+use crate::bus::{BusKind, EventBus};
+use crate::contract::{ContractError, Problem, RuntimeHostContract};
+use crate::envelope::Stamp;
+use crate::error::{ErrorKind, RuntimeHostError};
+use crate::handler::{Handler, HandlerType};
+use crate::handlers::local::LocalHandler;
+use crate::host::RuntimeHost;
+use crate::runtime::{NodeInstance, NodeRuntime};
+
+/// Which binary is wiring, and so which handlers it may register.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Profile {
+    /// `omnibase-runtime-host`: http and db; refuses `local`.
+    Production,
+    /// `omninode-runtime-host-dev`: `local` only.
+    Development,
+}
+
+impl Profile {
+    /// The binary's name.
+    pub fn binary(self) -> &'static str {
+        match self {
+            Profile::Production => "omnibase-runtime-host",
+            Profile::Development => "omninode-runtime-host-dev",
+        }
+    }
+
+    /// Whether this binary registers handlers of `handler_type`.
+    pub fn allows(self, handler_type: HandlerType) -> bool {
+        match self {
+            Profile::Production => handler_type != HandlerType::Local,
+            Profile::Development => handler_type == HandlerType::Local,
+        }
+    }
+}
+
+/// The name the start-up log gives a handler implementation.
+pub fn handler_name(handler_type: HandlerType) -> &'static str {
+    match handler_type {
+        HandlerType::Http => "HttpHandler",
+        HandlerType::Db => "HandlerDb",
+        HandlerType::Local => "LocalHandler",
+    }
+}
+
+/// Builds the handler of `handler_type`, without connecting anything.
+pub fn build_handler(handler_type: HandlerType) -> Result<Box<dyn Handler>, RuntimeHostError> {
+    match handler_type {
+        HandlerType::Local => Ok(Box::new(LocalHandler::new())),
+        HandlerType::Http | HandlerType::Db => Err(ErrorKind::ProtocolConfiguration(format!(
+            "the {handler_type} handler is not part of this build yet"
+        ))
+        .into()),
+    }
+}
+
+/// Builds the event bus of `kind`.
+pub fn build_bus(kind: BusKind) -> Arc<dyn EventBus> {
+    match kind {
+        BusKind::InMemory => Arc::new(InMemoryEventBus::default()),
+    }
+}
+
+/// Builds the host `contract` describes, as `profile`'s binary allows: handlers
+/// registered (not yet initialised), nodes checked against them, bus created.
+pub fn build_host(
+    contract: &RuntimeHostContract,
+    profile: Profile,
+    stamp: Stamp,
+) -> Result<RuntimeHost, RuntimeHostError> {
+    check_profile(contract, profile)?;
+    let mut runtime = NodeRuntime::new(stamp);
+    for entry in &contract.handlers {
+        log::info!("Registering handler: {}", handler_name(entry.handler_type));
+        runtime.register_handler(build_handler(entry.handler_type)?)?;
+    }
+    check_node_operations(contract, &runtime)?;
+    for node in &contract.nodes {
+        log::info!("Loading node: {}", node.slug);
+        runtime.register_node(NodeInstance::new(node.contract.clone()))?;
+    }
+    Ok(RuntimeHost::new(
+        contract.name.clone(),
+        runtime,
+        build_bus(contract.event_bus),
+        contract.input_topic(),
+        contract.output_topic(),
+    ))
+}
+
+/// Refuses handlers the binary does not run, each with its line.
+fn check_profile(contract: &RuntimeHostContract, profile: Profile) -> Result<(), ContractError> {
+    let problems: Vec<Problem> = contract
+        .handlers
+        .iter()
+        .filter(|entry| !profile.allows(entry.handler_type))
+        .map(|entry| match profile {
+            Profile::Production => Problem::new(
+                &contract.path,
+                entry.line,
+                "handler type 'local' is forbidden in production",
+                "LocalHandler is for development and tests only",
+                "remove the local handler, or run omninode-runtime-host-dev",
+            ),
+            Profile::Development => Problem::new(
+                &contract.path,
+                entry.line,
+                format!(
+                    "the dev host registers only the local handler, not '{}'",
+                    entry.handler_type
+                ),
+                "omninode-runtime-host-dev runs LocalHandler alone, for development and tests",
+                "remove the handler, or run omnibase-runtime-host",
+            ),
+        })
+        .collect();
+    if problems.is_empty() {
+        Ok(())
+    } else {
+        Err(ContractError::new(problems))
+    }
+}
+
+/// Every declared operation must be one its handler supports; operations of a handler
+/// type that is not registered only warn, and are answered `HANDLER_NOT_FOUND`.
+fn check_node_operations(
+    contract: &RuntimeHostContract,
+    runtime: &NodeRuntime,
+) -> Result<(), ContractError> {
+    let mut problems = Vec::new();
+    for node in &contract.nodes {
+        for entry in &node.contract.io_operations {
+            let handler = runtime
+                .handlers()
+                .find(|handler| handler.handler_type() == entry.handler_type);
+            let Some(handler) = handler else {
+                log::warn!(
+                    "node '{}' declares {} operations but no {} handler is registered: they will be answered HANDLER_NOT_FOUND",
+                    node.slug,
+                    entry.handler_type,
+                    entry.handler_type
+                );
+                continue;
+            };
+            let supported = handler.describe().supported_operations;
+            for operation in entry.operations.iter().filter(|op| !supported.contains(op)) {
+                problems.push(Problem::new(
+                    &node.contract.path,
+                    entry.line,
+                    format!(
+                        "node '{}' declares '{operation}', which the {} handler does not support",
+                        node.slug, entry.handler_type
+                    ),
+                    format!(
+                        "the {} handler supports: {}",
+                        entry.handler_type,
+                        supported.join(", ")
+                    ),
+                    format!("remove '{operation}' from the node's io_operations"),
+                ));
+            }
+        }
+    }
+    if problems.is_empty() {
+        Ok(())
+    } else {
+        Err(ContractError::new(problems))
+    }
+}
