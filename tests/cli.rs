@@ -1,0 +1,245 @@
+//! The binaries as users run them: `--stdin`, `--dry-run`, `--help`, `--version`, exit codes.
+
+use serde_json::Value;
+
+use crate::support::fixture::dev_host;
+use crate::support::process::{DEVELOPMENT, PRODUCTION, dry_run, repo, run, serve_stdin};
+use crate::support::{correlation_of, request_line};
+
+fn parse(line: &str) -> Value {
+    serde_json::from_str(line).unwrap_or_else(|error| panic!("not JSON ({error}): {line}"))
+}
+
+#[test]
+fn every_input_line_gets_one_response_line_in_order_even_garbage() {
+    let fixture = dev_host();
+    let mut input = String::new();
+    let mut expected = Vec::new();
+    for n in 0..300u32 {
+        match n % 5 {
+            0 => {
+                input.push_str("garbage that is not JSON\n");
+                expected.push((None, "ENVELOPE_VALIDATION_ERROR"));
+            }
+            1 => {
+                input.push_str(&request_line(
+                    n,
+                    "echo_node",
+                    "local.echo",
+                    &format!("{{\"n\":{n}}}"),
+                ));
+                input.push('\n');
+                expected.push((Some(n), "ok"));
+            }
+            2 => {
+                input.push_str(&request_line(n, "nowhere", "local.echo", "null"));
+                input.push('\n');
+                expected.push((Some(n), "NODE_NOT_FOUND"));
+            }
+            3 => {
+                input.push('\n');
+                expected.push((None, "ENVELOPE_VALIDATION_ERROR"));
+            }
+            _ => {
+                input.push_str(&request_line(
+                    n,
+                    "upper_node",
+                    "local.transform",
+                    "{\"s\":\"abc\"}",
+                ));
+                input.push_str("\r\n");
+                expected.push((Some(n), "ok"));
+            }
+        }
+    }
+    let run = serve_stdin(
+        DEVELOPMENT,
+        fixture.root(),
+        "runtime/dev.yaml",
+        input.as_bytes(),
+    );
+    assert_eq!(run.status, Some(0), "{}", run.stderr);
+    let lines = run.lines();
+    assert_eq!(lines.len(), expected.len());
+    for (line, (n, outcome)) in lines.iter().zip(expected) {
+        let response = parse(line);
+        assert_eq!(response["is_response"], true);
+        if let Some(n) = n {
+            assert_eq!(response["correlation_id"], correlation_of(n), "{line}");
+        }
+        match outcome {
+            "ok" => assert_eq!(response["success"], true, "{line}"),
+            code => assert_eq!(response["error"]["code"], code, "{line}"),
+        }
+    }
+}
+
+#[test]
+fn the_quick_start_example_runs_with_only_the_expected_warning() {
+    let input =
+        std::fs::read(repo().join("examples/requests.jsonl")).expect("the example requests");
+    let run = serve_stdin(
+        DEVELOPMENT,
+        repo(),
+        "contracts/runtime/dev_runtime_host.yaml",
+        &input,
+    );
+    assert_eq!(run.status, Some(0), "{}", run.stderr);
+    let input_lines = input
+        .split(|&b| b == b'\n')
+        .filter(|l| !l.is_empty())
+        .count();
+    assert_eq!(run.lines().len(), input_lines);
+    let warnings = run.warnings();
+    assert_eq!(warnings.len(), 1, "{}", run.stderr);
+    assert!(warnings[0].contains("LocalHandler initialised: it is for development and tests only"));
+    assert!(
+        run.stderr
+            .starts_with("WARNING: omninode-runtime-host-dev is for development and tests only")
+    );
+}
+
+#[test]
+fn start_up_logs_follow_the_specification() {
+    let fixture = dev_host();
+    let run = serve_stdin(DEVELOPMENT, fixture.root(), "runtime/dev.yaml", b"");
+    assert_eq!(run.status, Some(0), "{}", run.stderr);
+    let expected = [
+        "[INFO] Runtime host initializing...",
+        "[INFO] Loading contract: runtime/dev.yaml",
+        "[INFO] Registering handler: LocalHandler",
+        "[INFO] Loading node: echo_node",
+        "[INFO] Loading node: upper_node",
+        "[INFO] Starting event bus: inmemory",
+        "[INFO] Runtime host 'dev_host' ready. Listening on topic: onex.dev_host.cmd.v1",
+        "[INFO] Shutting down handler: LocalHandler",
+    ];
+    let mut rest = run.stderr.as_str();
+    for line in expected {
+        let at = rest
+            .find(line)
+            .unwrap_or_else(|| panic!("missing, or out of order: {line}\n{}", run.stderr));
+        rest = &rest[at + line.len()..];
+    }
+}
+
+#[test]
+fn dry_run_prints_the_wiring_and_starts_nothing() {
+    let fixture = dev_host();
+    let run = dry_run(DEVELOPMENT, fixture.root(), "runtime/dev.yaml");
+    assert_eq!(run.status, Some(0), "{}", run.stderr);
+    assert_eq!(
+        run.stdout,
+        "runtime: dev_host\n\
+         event bus: inmemory\n  \
+         input topic:  onex.dev_host.cmd.v1\n  \
+         output topic: onex.dev_host.res.v1\n\
+         handlers:\n  \
+         local (LocalHandler): local.echo, local.transform, local.error\n\
+         nodes:\n  \
+         echo_node (EFFECT_GENERIC)\n    \
+         local: local.echo, local.error\n  \
+         upper_node (EFFECT_GENERIC)\n    \
+         local: local.transform\n"
+    );
+    assert!(
+        !run.stderr.contains("initialised"),
+        "dry run must not initialise handlers"
+    );
+    assert!(
+        !run.stderr.contains("ready"),
+        "dry run must not start the bus"
+    );
+}
+
+#[test]
+fn help_and_version_exit_0() {
+    for binary in [PRODUCTION, DEVELOPMENT] {
+        let help = run(binary, &["--help"], repo(), b"", &[]);
+        assert_eq!(help.status, Some(0));
+        assert!(help.stdout.contains("Usage: ") && help.stdout.contains("--stdin"));
+        let version = run(binary, &["-V"], repo(), b"", &[]);
+        assert_eq!(version.status, Some(0));
+        assert!(
+            version
+                .stdout
+                .trim_end()
+                .ends_with(env!("CARGO_PKG_VERSION"))
+        );
+    }
+}
+
+#[test]
+fn usage_errors_exit_2_with_a_pointer_to_help() {
+    for args in [
+        &[][..],
+        &["--stdin"],
+        &["contract.yaml"],
+        &["--stdin", "contract.yaml", "--frobnicate"],
+        &["--stdin", "--log-level", "loud", "contract.yaml"],
+        &["--stdin", "--log-format", "xml", "contract.yaml"],
+    ] {
+        let run = run(PRODUCTION, args, repo(), b"", &[]);
+        assert_eq!(run.status, Some(2), "{args:?}: {}", run.stderr);
+        assert!(
+            run.stderr
+                .contains("Run 'omnibase-runtime-host --help' for usage."),
+            "{}",
+            run.stderr
+        );
+        assert!(run.stdout.is_empty());
+    }
+}
+
+#[test]
+fn the_dev_binary_refuses_to_start_in_production() {
+    let fixture = dev_host();
+    for value in ["prod", "PRODUCTION"] {
+        let run = run(
+            DEVELOPMENT,
+            &["--stdin", "runtime/dev.yaml"],
+            fixture.root(),
+            b"",
+            &[("ENVIRONMENT", value)],
+        );
+        run.assert_failed_with(&format!("refusing to start with ENVIRONMENT={value}"));
+        assert!(run.stdout.is_empty());
+    }
+}
+
+#[test]
+fn log_level_error_silences_information() {
+    let fixture = dev_host();
+    let run = run(
+        DEVELOPMENT,
+        &["--stdin", "--log-level", "error", "runtime/dev.yaml"],
+        fixture.root(),
+        b"x\n",
+        &[],
+    );
+    assert_eq!(run.status, Some(0));
+    assert_eq!(run.lines().len(), 1);
+    assert!(
+        !run.stderr.contains("[INFO]") && !run.stderr.contains("[WARN]"),
+        "{}",
+        run.stderr
+    );
+}
+
+#[test]
+fn an_oversized_line_is_answered_and_the_next_line_still_served() {
+    let fixture = dev_host();
+    let mut input = vec![b'x'; 9 * 1024 * 1024];
+    input.push(b'\n');
+    input.extend_from_slice(request_line(1, "echo_node", "local.echo", "{}").as_bytes());
+    input.push(b'\n');
+    let run = serve_stdin(DEVELOPMENT, fixture.root(), "runtime/dev.yaml", &input);
+    assert_eq!(run.status, Some(0), "{}", run.stderr);
+    let lines = run.lines();
+    assert_eq!(lines.len(), 2);
+    assert_eq!(
+        parse(lines[0])["error"]["message"],
+        "invalid envelope: the envelope is larger than the limit of 8388608 bytes"
+    );
+    assert_eq!(parse(lines[1])["success"], true);
+}

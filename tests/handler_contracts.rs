@@ -1,0 +1,70 @@
+//! Handler contracts: discovery under a directory, and agreement with each handler's
+//! `describe()`.
+
+use onex_host::contract::HandlerContractSource;
+use onex_host::handler::HandlerType;
+use onex_host::wiring;
+
+use crate::support::fixture::Fixture;
+use crate::support::process::repo;
+
+#[test]
+fn every_shipped_handler_contract_agrees_with_its_handler() {
+    let contracts = HandlerContractSource::new(repo().join("contracts/handlers"))
+        .discover()
+        .unwrap_or_else(|error| panic!("{error}"));
+    let types: Vec<HandlerType> = contracts
+        .iter()
+        .map(|c| c.description.handler_type)
+        .collect();
+    let buildable: Vec<HandlerType> = HandlerType::ALL
+        .into_iter()
+        .filter(|t| wiring::build_handler(*t).is_ok())
+        .collect();
+    for handler_type in &buildable {
+        assert!(
+            types.contains(handler_type),
+            "no handler contract for {handler_type}"
+        );
+    }
+    for contract in &contracts {
+        if let Ok(handler) = wiring::build_handler(contract.description.handler_type) {
+            assert_eq!(
+                contract.description,
+                handler.describe(),
+                "{}",
+                contract.path.display()
+            );
+        }
+    }
+}
+
+#[test]
+fn discovery_reports_bad_and_duplicate_contracts() {
+    let good = "schema_version: \"1.0.0\"\nhandler_type: \"local\"\nversion: \"1\"\nsupported_operations: [\"local.echo\"]\nrequired_payload_fields: []\nresponse_shape: {}\n";
+    let fixture = Fixture::new()
+        .with("a/handler_contract.yaml", good)
+        .with("b/nested/handler_contract.yaml", good)
+        .with("c/handler_contract.yaml", "schema_version: \"1.0.0\"\nhandler_type: \"http\"\nversion: \"1\"\nsupported_operations: [\"db.query\"]\n")
+        .with("d/other.yaml", "ignored: true\n");
+    let error = HandlerContractSource::new(fixture.root())
+        .discover()
+        .expect_err("two problems");
+    let messages: Vec<&str> = error
+        .problems()
+        .iter()
+        .map(|p| p.message.as_str())
+        .collect();
+    assert_eq!(
+        messages,
+        [
+            format!(
+                "handler type 'local' is already declared by {}",
+                fixture.path("a/handler_contract.yaml").display()
+            )
+            .as_str(),
+            "missing required fields in the handler contract: required_payload_fields, response_shape",
+            "operation 'db.query' does not belong to this handler",
+        ]
+    );
+}

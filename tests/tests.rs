@@ -1,0 +1,12 @@
+//! The integration tests: one binary, driving the library and the two binaries from outside.
+//!
+//! Shared helpers live in `support/`; each other module is one area of behaviour.
+
+mod support;
+
+mod architecture;
+mod cli;
+mod contracts;
+mod handler_contracts;
+mod host;
+mod routing;
