@@ -217,13 +217,28 @@ impl RuntimeHostError {
         self.0.kind.code()
     }
 
-    /// The message and its causes, joined by `": "`, as error envelopes and logs show it.
+    /// The message and its causes, joined by `": "`, as error envelopes show it.
+    ///
+    /// It stops at what a handler reported: a handler's message is written to be shown to
+    /// callers, while the errors beneath it (a client library's) are for the host's logs.
     pub fn message_chain(&self) -> String {
+        self.chain(true)
+    }
+
+    /// Every cause, handlers' included, for the host's own logs.
+    pub fn full_chain(&self) -> String {
+        self.chain(false)
+    }
+
+    fn chain(&self, stop_at_handler: bool) -> String {
         let mut message = self.to_string();
         let mut cause = std::error::Error::source(self);
         while let Some(error) = cause {
             message.push_str(": ");
             message.push_str(&error.to_string());
+            if stop_at_handler && error.downcast_ref::<HandlerError>().is_some() {
+                break;
+            }
             cause = error.source();
         }
         message

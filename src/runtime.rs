@@ -128,13 +128,19 @@ impl NodeRuntime {
             ));
         };
         handler.execute(request).await.map_err(|source| {
-            RuntimeHostError::new(
+            let error = RuntimeHostError::new(
                 ErrorKind::Handler {
                     handler_type: handler.handler_type(),
                     source,
                 },
                 context.error_context(),
-            )
+            );
+            log::debug!(
+                "correlation_id={}: {}",
+                context.correlation_id,
+                error.full_chain()
+            );
+            error
         })
     }
 }

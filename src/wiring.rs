@@ -13,8 +13,10 @@ use crate::bus::inmemory::InMemoryEventBus;
 use crate::bus::{BusKind, EventBus};
 use crate::contract::{ContractError, Problem, RuntimeHostContract};
 use crate::envelope::Stamp;
-use crate::error::{ErrorKind, RuntimeHostError};
+use crate::error::RuntimeHostError;
 use crate::handler::{Handler, HandlerType};
+use crate::handlers::db::HandlerDb;
+use crate::handlers::http::HttpHandler;
 use crate::handlers::local::LocalHandler;
 use crate::host::RuntimeHost;
 use crate::runtime::{NodeInstance, NodeRuntime};
@@ -56,13 +58,11 @@ pub fn handler_name(handler_type: HandlerType) -> &'static str {
 }
 
 /// Builds the handler of `handler_type`, without connecting anything.
-pub fn build_handler(handler_type: HandlerType) -> Result<Box<dyn Handler>, RuntimeHostError> {
+pub fn build_handler(handler_type: HandlerType) -> Box<dyn Handler> {
     match handler_type {
-        HandlerType::Local => Ok(Box::new(LocalHandler::new())),
-        HandlerType::Http | HandlerType::Db => Err(ErrorKind::ProtocolConfiguration(format!(
-            "the {handler_type} handler is not part of this build yet"
-        ))
-        .into()),
+        HandlerType::Local => Box::new(LocalHandler::new()),
+        HandlerType::Http => Box::new(HttpHandler::new()),
+        HandlerType::Db => Box::new(HandlerDb::from_env()),
     }
 }
 
@@ -84,7 +84,7 @@ pub fn build_host(
     let mut runtime = NodeRuntime::new(stamp);
     for entry in &contract.handlers {
         log::info!("Registering handler: {}", handler_name(entry.handler_type));
-        runtime.register_handler(build_handler(entry.handler_type)?)?;
+        runtime.register_handler(build_handler(entry.handler_type))?;
     }
     check_node_operations(contract, &runtime)?;
     for node in &contract.nodes {

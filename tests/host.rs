@@ -197,7 +197,7 @@ fn a_closed_output_topic_stops_the_host_with_an_event_bus_error() {
 #[test]
 fn the_runtime_refuses_a_second_handler_of_a_type() {
     let mut runtime = NodeRuntime::new(Stamp::deterministic(0));
-    let local = || wiring::build_handler(HandlerType::Local).expect("builds");
+    let local = || wiring::build_handler(HandlerType::Local);
     runtime.register_handler(local()).expect("first");
     let error = runtime.register_handler(local()).expect_err("second");
     assert_eq!(error.code().as_str(), "PROTOCOL_CONFIGURATION_ERROR");

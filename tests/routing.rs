@@ -166,7 +166,7 @@ fn an_operation_the_handler_refuses_is_an_invalid_operation_naming_its_operation
     .expect("a valid node");
     let mut runtime = NodeRuntime::new(Stamp::deterministic(0));
     runtime
-        .register_handler(wiring::build_handler(HandlerType::Local).expect("local builds"))
+        .register_handler(wiring::build_handler(HandlerType::Local))
         .expect("registers");
     runtime
         .register_node(NodeInstance::new(contract))

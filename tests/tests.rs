@@ -7,6 +7,8 @@ mod support;
 mod architecture;
 mod cli;
 mod contracts;
+mod db;
 mod handler_contracts;
 mod host;
+mod http;
 mod routing;

@@ -1,0 +1,302 @@
+//! `HandlerDb`: `db.query` and `db.execute` on PostgreSQL, parameterised only.
+//!
+//! | payload field | meaning |
+//! | --- | --- |
+//! | `sql` (required) | one statement, with `$1…$n` placeholders |
+//! | `parameters` | a list bound to `$1…$n` ([`types`] says how JSON maps to SQL) |
+//!
+//! `db.query` returns `{rows: [{column: value}], row_count}`; `db.execute` returns
+//! `{row_count}` (rows affected). The placeholder count must equal the parameter count
+//! before anything is sent; `;--`, `DROP` and a top-level `UNION` log a warning.
+//! Statements run on a fixed pool of [`pool::POOL_SIZE`] connections on threads of their
+//! own, never on the executor, with a 30 s `statement_timeout`.
+//!
+//! The connection string comes from the environment, never from a contract:
+//! `OMNIBASE_INFRA_DB_URL`, else `DATABASE_URL`; both the `postgresql://…` URL form and
+//! `key=value` pairs work. Use an IP address rather than `localhost`: name lookups need
+//! `/etc/hosts`, which a static binary in an empty container does not have.
+
+mod pool;
+mod sql;
+mod types;
+
+use std::collections::BTreeMap;
+use std::str::FromStr;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use futures_lite::future::Boxed;
+use postgres::Config;
+use postgres::config::Host;
+use serde_json::Value;
+
+use crate::envelope::Payload;
+use crate::handler::{Description, Handler, HandlerError, HandlerRequest, HandlerType};
+use crate::health::HealthReport;
+use pool::{Op, Pool};
+
+/// The operations `HandlerDb` supports (`db.transaction` is deferred to Beta).
+pub const OPERATIONS: &[&str] = &["db.query", "db.execute"];
+/// The environment variables holding the connection string, the first set one wins.
+pub const URL_VARIABLES: [&str; 2] = ["OMNIBASE_INFRA_DB_URL", "DATABASE_URL"];
+/// How long one statement may run.
+pub const STATEMENT_TIMEOUT: Duration = Duration::from_secs(30);
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// The PostgreSQL handler.
+#[derive(Debug)]
+pub struct HandlerDb {
+    config: Result<Config, String>,
+    pool: Mutex<Option<Arc<Pool>>>,
+}
+
+impl HandlerDb {
+    /// A handler for the connection string in the environment ([`URL_VARIABLES`]); a
+    /// missing or malformed one is reported by `initialize`.
+    pub fn from_env() -> Self {
+        let url = URL_VARIABLES
+            .iter()
+            .find_map(|name| std::env::var(name).ok().map(|url| (*name, url)));
+        match url {
+            Some((name, url)) => Self::new(&url).map_err(|reason| format!("{name}: {reason}")),
+            None => Err(format!("no database configured: set {}", URL_VARIABLES[1])),
+        }
+        .unwrap_or_else(|reason| HandlerDb {
+            config: Err(reason),
+            pool: Mutex::new(None),
+        })
+    }
+
+    /// A handler for the connection string `url`; nothing connects until `initialize`.
+    pub fn new(url: &str) -> Result<Self, String> {
+        // The parse error names the bad option, never the string, which may hold a password.
+        let mut config = Config::from_str(url)
+            .map_err(|error| format!("not a PostgreSQL connection string ({error})"))?;
+        if config.get_connect_timeout().is_none() {
+            config.connect_timeout(CONNECT_TIMEOUT);
+        }
+        let options = config.get_options().unwrap_or_default();
+        let options = format!(
+            "{options} -c statement_timeout={}",
+            STATEMENT_TIMEOUT.as_millis()
+        );
+        config.options(options.trim_start());
+        Ok(HandlerDb {
+            config: Ok(config),
+            pool: Mutex::new(None),
+        })
+    }
+
+    fn pool(&self) -> Option<Arc<Pool>> {
+        self.pool
+            .lock()
+            .unwrap_or_else(|poison| poison.into_inner())
+            .clone()
+    }
+}
+
+impl Handler for HandlerDb {
+    fn handler_type(&self) -> HandlerType {
+        HandlerType::Db
+    }
+
+    fn initialize(&self) -> Boxed<Result<(), HandlerError>> {
+        let started = self
+            .config
+            .clone()
+            .map_err(HandlerError::execution)
+            .and_then(|config| {
+                let pool = Arc::new(Pool::start(&config)?);
+                *self
+                    .pool
+                    .lock()
+                    .unwrap_or_else(|poison| poison.into_inner()) = Some(Arc::clone(&pool));
+                Ok((config, pool))
+            });
+        Box::pin(async move {
+            let (config, pool) = started?;
+            // A database that is not up yet is not fatal: requests fail until it is, and
+            // health says so.
+            if let Err(error) = pool.run(Op::Ping, String::new(), Vec::new()).await {
+                log::warn!(
+                    "database at {} not reachable yet: {error}",
+                    endpoint(&config)
+                );
+            }
+            Ok(())
+        })
+    }
+
+    fn shutdown(&self) -> Boxed<()> {
+        let pool = self
+            .pool
+            .lock()
+            .unwrap_or_else(|poison| poison.into_inner())
+            .take();
+        Box::pin(async move {
+            if let Some(pool) = pool {
+                pool.stop().await;
+            }
+        })
+    }
+
+    fn execute(&self, request: HandlerRequest) -> Boxed<Result<Option<Payload>, HandlerError>> {
+        let pool = self.pool();
+        Box::pin(async move {
+            let pool =
+                pool.ok_or_else(|| HandlerError::execution("the db handler is not running"))?;
+            let op = match request.operation.as_str() {
+                "db.query" => Op::Query,
+                "db.execute" => Op::Execute,
+                other => return Err(HandlerError::unsupported(other, OPERATIONS)),
+            };
+            let HandlerRequest {
+                mut payload,
+                correlation_id,
+                ..
+            } = request;
+            let invalid = HandlerError::InvalidPayload;
+            let sql = match payload.remove("sql") {
+                Some(Value::String(sql)) if !sql.trim().is_empty() => sql,
+                Some(Value::String(_)) => return Err(invalid("'sql' is empty".into())),
+                Some(_) => return Err(invalid("'sql' must be a string".into())),
+                None => return Err(invalid("'sql' is required".into())),
+            };
+            let parameters = match payload.remove("parameters") {
+                None | Some(Value::Null) => Vec::new(),
+                Some(Value::Array(parameters)) => parameters,
+                Some(_) => return Err(invalid("'parameters' must be a list".into())),
+            };
+            let scan = sql::scan(&sql);
+            if scan.placeholders != parameters.len() {
+                return Err(invalid(format!(
+                    "the SQL uses {} placeholder(s) ($1..${}) but {} parameter(s) were given",
+                    scan.placeholders,
+                    scan.placeholders,
+                    parameters.len()
+                )));
+            }
+            for pattern in scan.suspicious {
+                log::warn!(
+                    "correlation_id={correlation_id}: suspicious SQL pattern {pattern} in a db request; it runs parameterised, but check where this SQL comes from"
+                );
+            }
+            pool.run(op, sql, parameters).await.map(Some)
+        })
+    }
+
+    fn health_check(&self) -> Boxed<HealthReport> {
+        let (pool, config) = (self.pool(), self.config.clone());
+        Box::pin(async move {
+            let endpoint = config
+                .as_ref()
+                .map_or_else(|reason| reason.clone(), endpoint);
+            let Some(pool) = pool else {
+                return HealthReport::new(false)
+                    .with("database", endpoint)
+                    .with("pool", "stopped");
+            };
+            let reachable = pool.run(Op::Ping, String::new(), Vec::new()).await;
+            let mut report = HealthReport::new(reachable.is_ok())
+                .with("database", endpoint)
+                .with("pool_size", pool::POOL_SIZE)
+                .with("queued", pool.queued());
+            if let Err(error) = reachable {
+                report = report.with("error", error.to_string());
+            }
+            report
+        })
+    }
+
+    fn describe(&self) -> Description {
+        Description {
+            handler_type: HandlerType::Db,
+            version: "1.0.0".to_owned(),
+            supported_operations: OPERATIONS.iter().map(|op| (*op).to_owned()).collect(),
+            required_payload_fields: vec!["sql".to_owned()],
+            response_shape: BTreeMap::from([
+                (
+                    "rows".to_owned(),
+                    "array of objects: column -> value (db.query)".to_owned(),
+                ),
+                (
+                    "row_count".to_owned(),
+                    "integer: rows returned or affected".to_owned(),
+                ),
+            ]),
+            limits: BTreeMap::from([
+                ("pool_size".to_owned(), pool::POOL_SIZE as u64),
+                (
+                    "statement_timeout_ms".to_owned(),
+                    STATEMENT_TIMEOUT.as_millis() as u64,
+                ),
+                (
+                    "connection_wait_ms".to_owned(),
+                    pool::WAIT_LIMIT.as_millis() as u64,
+                ),
+            ]),
+        }
+    }
+}
+
+/// `host:port/dbname` of `config`: where the database is, without user or password.
+fn endpoint(config: &Config) -> String {
+    let host = match config.get_hosts().first() {
+        Some(Host::Tcp(host)) => host.clone(),
+        Some(Host::Unix(path)) => path.display().to_string(),
+        None => "localhost".to_owned(),
+    };
+    let port = config.get_ports().first().copied().unwrap_or(5432);
+    format!(
+        "{host}:{port}/{}",
+        config.get_dbname().unwrap_or("postgres")
+    )
+}
+
+/// The innermost cause of a client error, e.g. "Connection refused (os error 111)":
+/// `postgres::Error`'s own text ("error connecting to server") says too little.
+fn failure_reason(error: &postgres::Error) -> String {
+    if let Some(db) = error.as_db_error() {
+        return db.message().to_owned();
+    }
+    let mut reason = error.to_string();
+    let mut cause = std::error::Error::source(error);
+    while let Some(inner) = cause {
+        reason = inner.to_string();
+        cause = inner.source();
+    }
+    reason
+}
+
+/// A failed statement, in words by SQLSTATE class; never the connection string.
+fn db_error(error: postgres::Error) -> HandlerError {
+    let message = match error.as_db_error() {
+        Some(db) => {
+            let code = db.code().code();
+            let what = match code {
+                "42601" => "SQL syntax error",
+                "42P01" => "undefined table",
+                "42703" => "undefined column",
+                "42883" => "undefined function or operator",
+                "23505" => "unique constraint violated",
+                "23503" => "foreign key constraint violated",
+                "23502" => "not-null constraint violated",
+                "23514" => "check constraint violated",
+                "57014" => "the statement was cancelled (statement_timeout)",
+                "57P01" | "57P02" | "57P03" => "the database is shutting down or starting",
+                _ if code.starts_with("08") => "the connection to the database failed",
+                _ if code.starts_with("28") => "database authentication failed",
+                _ if code.starts_with("22") => "invalid data",
+                _ if code.starts_with("42") => "the statement is invalid",
+                _ => "the database refused the statement",
+            };
+            format!("{what} (SQLSTATE {code}): {}", db.message())
+        }
+        None if error.is_closed() => "the connection to the database was lost".to_owned(),
+        None => format!("the database call failed: {}", failure_reason(&error)),
+    };
+    HandlerError::Execution {
+        message,
+        source: Some(Box::new(error)),
+    }
+}

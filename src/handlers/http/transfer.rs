@@ -1,0 +1,210 @@
+//! One HTTP call: its redirects, its deadline, its body limit, and errors a caller can act on.
+//!
+//! isahc's own redirect following cannot veto a hop, so redirects are followed here: each
+//! `Location` is resolved against the current URL and must be http(s) and, when the node
+//! declares a `target`, lie under it; credentials headers are dropped when a redirect
+//! changes origin; 301/302/303 turn a POST into a GET without body, as browsers and curl
+//! do. Messages name the origin (`scheme://host:port`) only: never a path, query or
+//! credentials, which may hold secrets.
+
+use std::time::{Duration, Instant};
+
+use futures_lite::AsyncReadExt;
+use isahc::config::{Configurable, ExpectContinue};
+use isahc::error::ErrorKind;
+use isahc::http::{HeaderMap, Method, header};
+use isahc::{AsyncBody, HttpClient, Request, Response};
+use url::Url;
+
+use super::{MAX_REDIRECTS, MAX_RESPONSE_BYTES};
+use crate::contract::HttpTarget;
+use crate::handler::HandlerError;
+
+/// A request to send.
+#[derive(Debug)]
+pub(super) struct Call {
+    pub(super) method: Method,
+    pub(super) url: Url,
+    pub(super) headers: Vec<(String, String)>,
+    pub(super) body: Option<Vec<u8>>,
+}
+
+/// A final (non-redirect) response, its body read.
+#[derive(Debug)]
+pub(super) struct Fetched {
+    pub(super) status: u16,
+    pub(super) headers: HeaderMap,
+    pub(super) body: Vec<u8>,
+}
+
+/// Headers that carry credentials: never sent on to another origin.
+const CREDENTIALS: [&str; 3] = ["authorization", "cookie", "proxy-authorization"];
+
+/// Sends `call`, following redirects within `target`, all within `timeout`.
+pub(super) async fn send(
+    client: &HttpClient,
+    mut call: Call,
+    target: Option<&HttpTarget>,
+    timeout: Duration,
+) -> Result<Fetched, HandlerError> {
+    let deadline = Instant::now() + timeout;
+    let mut redirects = 0;
+    loop {
+        let remaining = deadline.saturating_duration_since(Instant::now());
+        if remaining.is_zero() {
+            return Err(timed_out(&call.url, timeout));
+        }
+        let mut response = client
+            .send_async(request(&call, remaining)?)
+            .await
+            .map_err(|error| match error.kind() {
+                ErrorKind::Timeout => timed_out(&call.url, timeout),
+                _ => failed(&call.url, error),
+            })?;
+        let Some(location) = redirect_location(&response) else {
+            let body = read_body(&mut response, &call.url, timeout).await?;
+            return Ok(Fetched {
+                status: response.status().as_u16(),
+                headers: response.headers().clone(),
+                body,
+            });
+        };
+        redirects += 1;
+        if redirects > MAX_REDIRECTS {
+            return Err(HandlerError::execution(format!(
+                "{} redirected more than {MAX_REDIRECTS} times",
+                origin(&call.url)
+            )));
+        }
+        let next = call.url.join(&location).map_err(|_| {
+            HandlerError::execution(format!(
+                "{} redirected to an invalid location",
+                origin(&call.url)
+            ))
+        })?;
+        let allowed = matches!(next.scheme(), "http" | "https")
+            && target.is_none_or(|target| target.admits_url(&next));
+        if !allowed {
+            return Err(HandlerError::execution(format!(
+                "{} redirected outside the node's target; the redirect was not followed",
+                origin(&call.url)
+            )));
+        }
+        if next.origin() != call.url.origin() {
+            call.headers
+                .retain(|(name, _)| !CREDENTIALS.iter().any(|c| name.eq_ignore_ascii_case(c)));
+        }
+        let status = response.status().as_u16();
+        if matches!(status, 301..=303) && call.method != Method::GET && call.method != Method::HEAD
+        {
+            call.method = Method::GET;
+            call.body = None;
+            call.headers
+                .retain(|(name, _)| !name.eq_ignore_ascii_case("content-type"));
+        }
+        call.url = next;
+    }
+}
+
+fn request(call: &Call, remaining: Duration) -> Result<Request<AsyncBody>, HandlerError> {
+    let mut builder = Request::builder()
+        .method(call.method.clone())
+        .uri(call.url.as_str())
+        .timeout(remaining)
+        // curl would otherwise wait a second for "100 Continue" before a large body.
+        .expect_continue(ExpectContinue::disabled());
+    for (name, value) in &call.headers {
+        builder = builder.header(name.as_str(), value.as_str());
+    }
+    let body = call
+        .body
+        .clone()
+        .map_or_else(AsyncBody::empty, AsyncBody::from);
+    builder.body(body).map_err(|error| {
+        HandlerError::InvalidPayload(format!("the request cannot be built: {error}"))
+    })
+}
+
+/// The `Location` of a redirect response (301, 302, 303, 307, 308), if it is one.
+fn redirect_location(response: &Response<AsyncBody>) -> Option<String> {
+    if !matches!(response.status().as_u16(), 301..=303 | 307 | 308) {
+        return None;
+    }
+    let location = response.headers().get(header::LOCATION)?;
+    Some(String::from_utf8_lossy(location.as_bytes()).into_owned())
+}
+
+/// Reads the body, refusing one over the limit without buffering it.
+async fn read_body(
+    response: &mut Response<AsyncBody>,
+    url: &Url,
+    timeout: Duration,
+) -> Result<Vec<u8>, HandlerError> {
+    let too_large = || {
+        HandlerError::execution(format!(
+            "the response from {} is larger than the limit of {MAX_RESPONSE_BYTES} bytes",
+            origin(url)
+        ))
+    };
+    let declared = response
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|value| value.to_str().ok()?.parse::<u64>().ok());
+    if declared.is_some_and(|length| length > MAX_RESPONSE_BYTES) {
+        return Err(too_large());
+    }
+    let mut body = Vec::new();
+    let read = response
+        .body_mut()
+        .take(MAX_RESPONSE_BYTES + 1)
+        .read_to_end(&mut body)
+        .await;
+    match read {
+        Ok(_) if body.len() as u64 > MAX_RESPONSE_BYTES => Err(too_large()),
+        Ok(_) => Ok(body),
+        Err(error) if error.kind() == std::io::ErrorKind::TimedOut => Err(timed_out(url, timeout)),
+        Err(error) => Err(HandlerError::Execution {
+            message: format!("reading the response from {} failed", origin(url)),
+            source: Some(Box::new(error)),
+        }),
+    }
+}
+
+/// `scheme://host:port` of `url`: safe to show, unlike its path, query or userinfo.
+fn origin(url: &Url) -> String {
+    url.origin().ascii_serialization()
+}
+
+fn timed_out(url: &Url, timeout: Duration) -> HandlerError {
+    HandlerError::execution(format!(
+        "the request to {} timed out after {} ms",
+        origin(url),
+        timeout.as_millis()
+    ))
+}
+
+fn failed(url: &Url, error: isahc::Error) -> HandlerError {
+    let origin = origin(url);
+    let message = match error.kind() {
+        ErrorKind::ConnectionFailed => {
+            format!(
+                "could not connect to {origin}: nothing is listening, or the TLS handshake failed"
+            )
+        }
+        ErrorKind::NameResolution => format!("could not resolve the host of {origin}"),
+        ErrorKind::BadServerCertificate => {
+            format!("the TLS certificate of {origin} could not be validated")
+        }
+        ErrorKind::TlsEngine | ErrorKind::BadClientCertificate => {
+            format!("TLS with {origin} failed")
+        }
+        ErrorKind::ProtocolViolation => {
+            format!("{origin} answered with something that is not HTTP")
+        }
+        _ => format!("the request to {origin} failed: {error}"),
+    };
+    HandlerError::Execution {
+        message,
+        source: Some(Box::new(error)),
+    }
+}

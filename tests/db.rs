@@ -1,0 +1,450 @@
+//! The DB handler against a real, throwaway PostgreSQL: both operations, the type mapping
+//! both ways, every error mapping, placeholder checks, pool exhaustion, the server going
+//! away and coming back, and secrets kept out of envelopes and logs.
+
+use std::sync::Arc;
+
+use onex_host::envelope::{Envelope, ErrorBody, Payload};
+use onex_host::handlers::db::HandlerDb;
+use onex_host::runtime::NodeRuntime;
+use serde_json::{Value, json};
+
+use crate::support::fixture::Fixture;
+use crate::support::postgres::PgCluster;
+use crate::support::process::{PRODUCTION, repo, run};
+use crate::support::{runtime_with, within};
+
+const NODE: &str = "schema_version: \"1.0.0\"\nnode_version: \"1.0.0\"\nname: \"store\"\nnode_type: \"EFFECT_GENERIC\"\nio_operations:\n  - type: \"db\"\n    operations: [\"db.query\", \"db.execute\", \"db.transaction\"]\n";
+
+fn runtime(url: &str) -> NodeRuntime {
+    runtime_with(Box::new(HandlerDb::new(url).expect("a valid URL")), NODE)
+}
+
+fn call(runtime: &NodeRuntime, operation: &str, sql: &str, parameters: Value) -> Envelope {
+    crate::support::call(
+        runtime,
+        "store",
+        operation,
+        json!({"sql": sql, "parameters": parameters}),
+    )
+}
+
+fn ok(response: Envelope) -> Payload {
+    assert_eq!(response.success, Some(true), "{:?}", response.error);
+    response.payload.expect("a payload")
+}
+
+fn failed(response: Envelope) -> ErrorBody {
+    assert_eq!(response.success, Some(false), "{:?}", response.payload);
+    response.error.expect("an error")
+}
+
+#[test]
+fn query_and_execute_map_the_common_types_both_ways() {
+    let cluster = PgCluster::start();
+    let runtime = runtime(&cluster.url());
+    let created = ok(call(
+        &runtime,
+        "db.execute",
+        "CREATE TABLE everything (i2 int2, i4 int4, i8 int8, f4 float4, f8 float8, n numeric(12,2), t text, v varchar(8), c char(3), b bool, j json, jb jsonb, u uuid, d date, ts timestamp, tz timestamptz, by bytea, ai int4[], at text[], an numeric[])",
+        json!([]),
+    ));
+    assert_eq!(created["row_count"], 0);
+    let values = json!([
+        -2, 40000, 9007199254740993i64, 0.5, 1.25, "12345.67", "text", "varchar", "ab", true,
+        {"a": [1, 2]}, {"b": null}, "67e55044-10b1-426f-9247-bb680e5fe0c8", "2024-02-29",
+        "2024-02-29T12:34:56.789", "2024-02-29T12:34:56.789+02:00", "\\xdeadbeef", [1, null, 3], ["x", "y"], [1.5, "2"]
+    ]);
+    let placeholders: Vec<String> = (1..=20).map(|n| format!("${n}")).collect();
+    let insert = format!(
+        "INSERT INTO everything VALUES ({})",
+        placeholders.join(", ")
+    );
+    assert_eq!(
+        ok(call(&runtime, "db.execute", &insert, values))["row_count"],
+        1
+    );
+    assert_eq!(
+        ok(call(
+            &runtime,
+            "db.execute",
+            &insert,
+            Value::Array(vec![Value::Null; 20])
+        ))["row_count"],
+        1
+    );
+
+    let result = ok(call(
+        &runtime,
+        "db.query",
+        "SELECT * FROM everything ORDER BY i2 NULLS LAST",
+        json!([]),
+    ));
+    assert_eq!(result["row_count"], 2);
+    assert_eq!(
+        result["rows"][0],
+        json!({
+            "i2": -2, "i4": 40000, "i8": 9007199254740993i64, "f4": 0.5, "f8": 1.25, "n": "12345.67",
+            "t": "text", "v": "varchar", "c": "ab ", "b": true, "j": {"a": [1, 2]}, "jb": {"b": null},
+            "u": "67e55044-10b1-426f-9247-bb680e5fe0c8", "d": "2024-02-29",
+            "ts": "2024-02-29T12:34:56.789000", "tz": "2024-02-29T10:34:56.789000Z",
+            "by": "\\xdeadbeef", "ai": [1, null, 3], "at": ["x", "y"], "an": ["1.5", "2"]
+        })
+    );
+    assert!(
+        result["rows"][1]
+            .as_object()
+            .expect("a row")
+            .values()
+            .all(Value::is_null)
+    );
+}
+
+#[test]
+fn placeholder_mismatches_are_refused_before_anything_is_sent() {
+    let cluster = PgCluster::start();
+    let runtime = runtime(&cluster.url());
+    ok(call(
+        &runtime,
+        "db.execute",
+        "CREATE TABLE t (a int4, b text)",
+        json!([]),
+    ));
+    let error = failed(call(
+        &runtime,
+        "db.execute",
+        "INSERT INTO t VALUES ($1, $2)",
+        json!([1]),
+    ));
+    assert_eq!(error.code.as_str(), "ENVELOPE_VALIDATION_ERROR");
+    assert_eq!(
+        error.message,
+        "handler 'db': invalid payload: the SQL uses 2 placeholder(s) ($1..$2) but 1 parameter(s) were given"
+    );
+    let error = failed(call(
+        &runtime,
+        "db.query",
+        "SELECT '$1' AS literal",
+        json!(["x"]),
+    ));
+    assert!(
+        error.message.contains("uses 0 placeholder(s)"),
+        "{}",
+        error.message
+    );
+    assert_eq!(
+        ok(call(
+            &runtime,
+            "db.query",
+            "SELECT count(*)::int4 AS n FROM t",
+            json!([])
+        ))["rows"],
+        json!([{"n": 0}])
+    );
+}
+
+#[test]
+fn parameters_and_columns_that_do_not_map_say_what_to_do() {
+    let cluster = PgCluster::start();
+    let runtime = runtime(&cluster.url());
+    let error = failed(call(
+        &runtime,
+        "db.query",
+        "SELECT $1::int4 AS n",
+        json!(["seven"]),
+    ));
+    assert_eq!(error.code.as_str(), "ENVELOPE_VALIDATION_ERROR");
+    assert_eq!(
+        error.message,
+        "handler 'db': invalid payload: parameter $1 is int4: expected an integer in range"
+    );
+    let error = failed(call(
+        &runtime,
+        "db.query",
+        "SELECT $1::inet AS a",
+        json!(["127.0.0.1"]),
+    ));
+    assert!(
+        error.message.ends_with(
+            "parameter $1 is inet, which the db handler does not map; cast it in SQL, e.g. $1::text"
+        ),
+        "{}",
+        error.message
+    );
+    let error = failed(call(
+        &runtime,
+        "db.query",
+        "SELECT '1 day'::interval AS span",
+        json!([]),
+    ));
+    assert_eq!(error.code.as_str(), "HANDLER_EXECUTION_ERROR");
+    assert!(error.message.ends_with("column 'span' has type interval, which the db handler does not map; cast it in SQL, e.g. span::text"), "{}", error.message);
+}
+
+#[test]
+fn database_errors_are_described_by_sqlstate_class() {
+    let cluster = PgCluster::start();
+    let runtime = runtime(&cluster.url());
+    ok(call(
+        &runtime,
+        "db.execute",
+        "CREATE TABLE parent (id int4 PRIMARY KEY)",
+        json!([]),
+    ));
+    ok(call(
+        &runtime,
+        "db.execute",
+        "CREATE TABLE child (id int4 PRIMARY KEY, parent int4 NOT NULL REFERENCES parent, qty int4 CHECK (qty > 0))",
+        json!([]),
+    ));
+    ok(call(
+        &runtime,
+        "db.execute",
+        "INSERT INTO parent VALUES (1)",
+        json!([]),
+    ));
+    for (sql, parameters, expected) in [
+        ("SELEC 1", json!([]), "SQL syntax error (SQLSTATE 42601)"),
+        (
+            "SELECT * FROM missing",
+            json!([]),
+            "undefined table (SQLSTATE 42P01)",
+        ),
+        (
+            "SELECT nope FROM parent",
+            json!([]),
+            "undefined column (SQLSTATE 42703)",
+        ),
+        (
+            "INSERT INTO parent VALUES ($1)",
+            json!([1]),
+            "unique constraint violated (SQLSTATE 23505)",
+        ),
+        (
+            "INSERT INTO child VALUES (1, $1, 1)",
+            json!([99]),
+            "foreign key constraint violated (SQLSTATE 23503)",
+        ),
+        (
+            "INSERT INTO child VALUES (2, $1, 1)",
+            json!([null]),
+            "not-null constraint violated (SQLSTATE 23502)",
+        ),
+        (
+            "INSERT INTO child VALUES (3, 1, $1)",
+            json!([0]),
+            "check constraint violated (SQLSTATE 23514)",
+        ),
+    ] {
+        let error = failed(call(&runtime, "db.execute", sql, parameters));
+        assert_eq!(error.code.as_str(), "HANDLER_EXECUTION_ERROR", "{sql}");
+        assert!(
+            error
+                .message
+                .starts_with(&format!("handler 'db': {expected}: ")),
+            "{sql}: {}",
+            error.message
+        );
+    }
+}
+
+#[test]
+fn transactions_are_invalid_operations_naming_query_and_execute() {
+    let cluster = PgCluster::start();
+    let runtime = runtime(&cluster.url());
+    let error = failed(call(&runtime, "db.transaction", "SELECT 1", json!([])));
+    assert_eq!(error.code.as_str(), "INVALID_OPERATION_ERROR");
+    assert_eq!(
+        error.message,
+        "handler 'db': operation 'db.transaction' not supported in MVP. Available: db.query, db.execute"
+    );
+}
+
+#[test]
+fn twenty_slow_queries_share_five_connections_and_all_are_answered() {
+    let cluster = PgCluster::start();
+    let runtime = Arc::new(runtime(&cluster.url()));
+    let responses: Vec<Envelope> = within(60, async {
+        let tasks: Vec<_> = (0..20)
+            .map(|_| {
+                let runtime = Arc::clone(&runtime);
+                smol::spawn(async move {
+                    let payload = json!({"sql": "SELECT pg_backend_pid() AS pid FROM pg_sleep(0.05)", "parameters": []});
+                    let payload = payload.as_object().cloned().unwrap_or_default();
+                    let stamp = onex_host::envelope::Stamp::system();
+                    runtime.route_envelope(Envelope::request(&stamp, "store", "db.query", Some(payload))).await
+                })
+            })
+            .collect();
+        let mut responses = Vec::new();
+        for task in tasks {
+            responses.push(task.await);
+        }
+        responses
+    });
+    let mut backends: Vec<i64> = responses
+        .into_iter()
+        .map(|response| ok(response)["rows"][0]["pid"].as_i64().expect("a pid"))
+        .collect();
+    backends.sort_unstable();
+    backends.dedup();
+    assert!(
+        backends.len() <= 5,
+        "more than five connections: {backends:?}"
+    );
+}
+
+#[test]
+fn the_server_going_away_gives_errors_and_its_return_needs_no_restart() {
+    let mut cluster = PgCluster::start();
+    let runtime = runtime(&cluster.url());
+    ok(call(
+        &runtime,
+        "db.query",
+        "SELECT 1::int4 AS one",
+        json!([]),
+    ));
+    let handler_health = || {
+        within(
+            10,
+            runtime
+                .handlers()
+                .next()
+                .expect("the db handler")
+                .health_check(),
+        )
+    };
+    assert!(handler_health().healthy);
+
+    cluster.stop("fast");
+    let error = failed(call(
+        &runtime,
+        "db.query",
+        "SELECT 1::int4 AS one",
+        json!([]),
+    ));
+    assert_eq!(error.code.as_str(), "HANDLER_EXECUTION_ERROR");
+    assert!(
+        !error.message.contains(&cluster.password),
+        "{}",
+        error.message
+    );
+    let error = failed(call(
+        &runtime,
+        "db.query",
+        "SELECT 1::int4 AS one",
+        json!([]),
+    ));
+    assert_eq!(
+        error.message,
+        format!(
+            "handler 'db': could not connect to the database at 127.0.0.1:{}/postgres: Connection refused (os error 111)",
+            cluster.port
+        )
+    );
+    assert!(!handler_health().healthy);
+
+    cluster.restart();
+    let first = call(&runtime, "db.query", "SELECT 1::int4 AS one", json!([]));
+    let answered = if first.success == Some(true) {
+        first
+    } else {
+        call(&runtime, "db.query", "SELECT 1::int4 AS one", json!([]))
+    };
+    assert_eq!(ok(answered)["rows"], json!([{"one": 1}]));
+    assert!(handler_health().healthy);
+}
+
+#[test]
+fn a_wrong_password_is_reported_without_any_secret() {
+    let cluster = PgCluster::start();
+    let url = format!(
+        "postgresql://{}:WrongHunter2@127.0.0.1:{}/postgres",
+        cluster.user, cluster.port
+    );
+    let runtime = runtime(&url);
+    let response = call(&runtime, "db.query", "SELECT 1", json!([]));
+    let text = serde_json::to_string(&response).expect("serialises");
+    assert!(
+        !text.contains("WrongHunter2") && !text.contains(&cluster.password),
+        "{text}"
+    );
+    let error = failed(response);
+    assert_eq!(
+        error.message,
+        format!(
+            "handler 'db': could not connect to the database at 127.0.0.1:{}/postgres: password authentication failed for user \"tester\"",
+            cluster.port
+        )
+    );
+}
+
+#[test]
+fn the_production_binary_serves_the_minimum_contract_with_http_and_db() {
+    use crate::support::http_server::{Reply, TestServer, response};
+    let cluster = PgCluster::start();
+    let server = TestServer::start(|_| {
+        Reply::Send(response(
+            "200 OK",
+            &[("Content-Type", "application/json")],
+            br#"{"up":true}"#,
+        ))
+    });
+    let requests = format!(
+        "{}\n{}\n{}\n",
+        json!({"envelope_id": "00000000-0000-4000-8000-000000000001", "target_node": "example_node", "operation": "db.query",
+               "payload": {"sql": "SELECT $1::int4 + 1 AS n", "parameters": [41]}}),
+        json!({"envelope_id": "00000000-0000-4000-8000-000000000002", "target_node": "example_node", "operation": "http.get",
+               "payload": {"url": server.url("/status")}}),
+        json!({"envelope_id": "00000000-0000-4000-8000-000000000003", "target_node": "example_node", "operation": "db.query",
+               "payload": {"sql": "SELECT 1 AS a UNION SELECT 2 AS a;--", "parameters": []}}),
+    );
+    let run = run(
+        PRODUCTION,
+        &["--stdin", "contracts/runtime/minimum_runtime_host.yaml"],
+        repo(),
+        requests.as_bytes(),
+        &[("DATABASE_URL", &cluster.url())],
+    );
+    assert_eq!(run.status, Some(0), "{}", run.stderr);
+    let lines: Vec<Value> = run
+        .lines()
+        .iter()
+        .map(|l| serde_json::from_str(l).expect("JSON"))
+        .collect();
+    assert_eq!(
+        lines[0]["payload"],
+        json!({"rows": [{"n": 42}], "row_count": 1})
+    );
+    assert_eq!(lines[1]["payload"]["body"], json!({"up": true}));
+    assert_eq!(
+        lines[2]["payload"]["row_count"], 2,
+        "suspicious SQL only warns"
+    );
+    assert!(
+        run.stderr.contains("suspicious SQL pattern ;--")
+            && run.stderr.contains("suspicious SQL pattern UNION"),
+        "{}",
+        run.stderr
+    );
+    assert!(
+        !run.stderr.contains(&cluster.password) && !run.stdout.contains(&cluster.password),
+        "the password leaked"
+    );
+}
+
+#[test]
+fn the_production_binary_without_a_database_url_fails_at_start_up() {
+    let fixture = Fixture::new();
+    let contract = repo().join("contracts/runtime/minimum_runtime_host.yaml");
+    let run = run(
+        PRODUCTION,
+        &["--stdin", contract.to_str().expect("a UTF-8 path")],
+        fixture.root(),
+        b"",
+        &[],
+    );
+    run.assert_failed_with(
+        "HandlerDb failed to initialise: no database configured: set DATABASE_URL",
+    );
+}

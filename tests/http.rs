@@ -1,0 +1,389 @@
+//! The HTTP handler against real loopback servers: operations, payloads, the response
+//! shape, every error mapping, the target guard on redirects, and secrets kept out.
+
+use std::time::Duration;
+
+use onex_host::envelope::{Envelope, ErrorBody, Payload};
+use onex_host::handler::Handler;
+use onex_host::handlers::http::HttpHandler;
+use onex_host::runtime::NodeRuntime;
+use serde_json::{Value, json};
+
+use crate::support::http_server::{Reply, TestServer, redirect, response};
+use crate::support::{runtime_with, within};
+
+/// A runtime with `handler` and one node `web` declaring http.get, http.post and
+/// http.put, confined to `target` if given.
+fn runtime(handler: HttpHandler, target: Option<&str>) -> NodeRuntime {
+    let target = target.map_or(String::new(), |t| format!("    target: \"{t}\"\n"));
+    let node = format!(
+        "schema_version: \"1.0.0\"\nnode_version: \"1.0.0\"\nname: \"web\"\nnode_type: \"EFFECT_GENERIC\"\nio_operations:\n  - type: \"http\"\n    operations: [\"http.get\", \"http.post\", \"http.put\"]\n{target}"
+    );
+    runtime_with(Box::new(handler), &node)
+}
+
+fn call(runtime: &NodeRuntime, operation: &str, payload: Value) -> Envelope {
+    crate::support::call(runtime, "web", operation, payload)
+}
+
+fn ok(response: Envelope) -> Payload {
+    assert_eq!(response.success, Some(true), "{:?}", response.error);
+    response.payload.expect("a payload")
+}
+
+fn failed(response: Envelope) -> ErrorBody {
+    assert_eq!(response.success, Some(false));
+    response.error.expect("an error")
+}
+
+#[test]
+fn get_returns_status_headers_and_a_parsed_json_body() {
+    let server = TestServer::start(|_| {
+        Reply::Send(response(
+            "200 OK",
+            &[
+                ("Content-Type", "application/json; charset=utf-8"),
+                ("X-Multi", "a"),
+                ("X-Multi", "b"),
+            ],
+            br#"{"id":7,"tags":["x"]}"#,
+        ))
+    });
+    let runtime = runtime(HttpHandler::new(), None);
+    let payload = ok(call(
+        &runtime,
+        "http.get",
+        json!({"url": server.url("/users/7"), "headers": {"X-Trace": "t-1"}}),
+    ));
+    assert_eq!(payload["status_code"], 200);
+    assert_eq!(payload["body"], json!({"id": 7, "tags": ["x"]}));
+    assert_eq!(
+        payload["headers"]["content-type"],
+        "application/json; charset=utf-8"
+    );
+    assert_eq!(payload["headers"]["x-multi"], "a, b");
+    let received = server.received();
+    assert_eq!(
+        (received[0].method.as_str(), received[0].path.as_str()),
+        ("GET", "/users/7")
+    );
+    assert_eq!(received[0].header("x-trace"), Some("t-1"));
+}
+
+#[test]
+fn non_json_bodies_are_text_and_error_statuses_are_still_results() {
+    let server = TestServer::start(|_| {
+        Reply::Send(response(
+            "404 Not Found",
+            &[("Content-Type", "text/plain")],
+            b"no such user",
+        ))
+    });
+    let runtime = runtime(HttpHandler::new(), None);
+    let payload = ok(call(
+        &runtime,
+        "http.get",
+        json!({"url": server.url("/users/8")}),
+    ));
+    assert_eq!(payload["status_code"], 404);
+    assert_eq!(payload["body"], "no such user");
+}
+
+#[test]
+fn post_sends_objects_as_json_and_strings_as_they_are() {
+    let server = TestServer::start(|_| Reply::Send(response("201 Created", &[], b"")));
+    let runtime = runtime(HttpHandler::new(), None);
+    ok(call(
+        &runtime,
+        "http.post",
+        json!({"url": server.url("/a"), "body": {"name": "ada"}}),
+    ));
+    ok(call(
+        &runtime,
+        "http.post",
+        json!({"url": server.url("/b"), "body": "raw text"}),
+    ));
+    ok(call(
+        &runtime,
+        "http.post",
+        json!({"url": server.url("/c"), "body": [1], "headers": {"Content-Type": "application/vnd.x+json"}}),
+    ));
+    let received = server.received();
+    assert_eq!(received[0].body, br#"{"name":"ada"}"#);
+    assert_eq!(received[0].header("content-type"), Some("application/json"));
+    assert_eq!(received[1].body, b"raw text");
+    assert_eq!(
+        received[2].header("content-type"),
+        Some("application/vnd.x+json")
+    );
+    assert_eq!(received[2].body, b"[1]");
+    assert_eq!(server.connections(), 1, "one client reuses its connection");
+}
+
+#[test]
+fn other_methods_are_invalid_operations_naming_get_and_post() {
+    let runtime = runtime(HttpHandler::new(), None);
+    let error = failed(call(
+        &runtime,
+        "http.put",
+        json!({"url": "http://127.0.0.1:9/"}),
+    ));
+    assert_eq!(error.code.as_str(), "INVALID_OPERATION_ERROR");
+    assert_eq!(
+        error.message,
+        "handler 'http': operation 'http.put' not supported in MVP. Available: http.get, http.post"
+    );
+    assert_eq!(
+        error.details["available_operations"],
+        json!(["http.get", "http.post"])
+    );
+}
+
+#[test]
+fn payloads_that_cannot_be_sent_are_refused_before_any_connection() {
+    let runtime = runtime(HttpHandler::new(), None);
+    for (payload, message) in [
+        (json!({}), "'url' is required for http.get"),
+        (json!({"url": 5}), "'url' must be a string"),
+        (
+            json!({"url": "/relative"}),
+            "'url' is not an absolute URL: relative URL without a base",
+        ),
+        (
+            json!({"url": "file:///etc/passwd"}),
+            "'url' must be http or https, not 'file'",
+        ),
+        (
+            json!({"url": "http://127.0.0.1:9/", "body": "x"}),
+            "http.get takes no 'body'",
+        ),
+        (
+            json!({"url": "http://127.0.0.1:9/", "headers": {"a": 1}}),
+            "header 'a' must have a string value",
+        ),
+        (
+            json!({"url": "http://127.0.0.1:9/", "headers": {"bad name": "v"}}),
+            "the request cannot be built: invalid HTTP header name",
+        ),
+    ] {
+        let error = failed(call(&runtime, "http.get", payload));
+        assert_eq!(
+            error.code.as_str(),
+            "ENVELOPE_VALIDATION_ERROR",
+            "{}",
+            error.message
+        );
+        assert_eq!(
+            error.message,
+            format!("handler 'http': invalid payload: {message}")
+        );
+    }
+}
+
+#[test]
+fn a_refused_connection_names_the_origin_and_nothing_secret() {
+    let port = {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("a port");
+        listener.local_addr().expect("an address").port()
+    };
+    let runtime = runtime(HttpHandler::new(), None);
+    let url = format!("http://admin:hunter2@127.0.0.1:{port}/private?token=SECRET");
+    let response = call(&runtime, "http.get", json!({"url": url}));
+    let text = serde_json::to_string(&response).expect("serialises");
+    assert!(
+        !text.contains("hunter2") && !text.contains("SECRET") && !text.contains("/private"),
+        "{text}"
+    );
+    let error = failed(response);
+    assert_eq!(error.code.as_str(), "HANDLER_EXECUTION_ERROR");
+    assert_eq!(
+        error.message,
+        format!(
+            "handler 'http': could not connect to http://127.0.0.1:{port}: nothing is listening, or the TLS handshake failed"
+        )
+    );
+}
+
+#[test]
+fn tls_to_a_plain_http_server_is_an_execution_error() {
+    let server = TestServer::start(|_| Reply::Send(response("200 OK", &[], b"plain")));
+    let runtime = runtime(HttpHandler::new(), None);
+    let error = failed(call(
+        &runtime,
+        "http.get",
+        json!({"url": format!("https://127.0.0.1:{}/", server.port())}),
+    ));
+    assert_eq!(error.code.as_str(), "HANDLER_EXECUTION_ERROR");
+    assert!(
+        error.message.starts_with(&format!(
+            "handler 'http': could not connect to https://127.0.0.1:{}",
+            server.port()
+        )),
+        "{}",
+        error.message
+    );
+}
+
+#[test]
+fn bodies_over_the_limit_are_errors_declared_or_not() {
+    let big = vec![b'x'; 4 * 1024 * 1024 + 1];
+    let declared = {
+        let big = big.clone();
+        TestServer::start(move |_| Reply::Send(response("200 OK", &[], &big)))
+    };
+    let undeclared = TestServer::start(move |_| {
+        let mut bytes = b"HTTP/1.1 200 OK\r\nConnection: close\r\n\r\n".to_vec();
+        bytes.extend_from_slice(&big);
+        Reply::SendAndClose(bytes)
+    });
+    let runtime = runtime(HttpHandler::new(), None);
+    for server in [&declared, &undeclared] {
+        let error = failed(call(
+            &runtime,
+            "http.get",
+            json!({"url": server.url("/big")}),
+        ));
+        assert_eq!(error.code.as_str(), "HANDLER_EXECUTION_ERROR");
+        assert_eq!(
+            error.message,
+            format!(
+                "handler 'http': the response from http://127.0.0.1:{} is larger than the limit of 4194304 bytes",
+                server.port()
+            )
+        );
+    }
+}
+
+#[test]
+fn a_server_that_stops_answering_times_out() {
+    let silent = TestServer::start(|_| Reply::SendThenHang(Vec::new()));
+    let stalled = TestServer::start(|_| {
+        Reply::SendThenHang(b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\nabcd".to_vec())
+    });
+    let runtime = runtime(HttpHandler::with_timeout(Duration::from_millis(200)), None);
+    for server in [&silent, &stalled] {
+        let error = failed(call(
+            &runtime,
+            "http.get",
+            json!({"url": server.url("/slow")}),
+        ));
+        assert_eq!(error.code.as_str(), "HANDLER_EXECUTION_ERROR");
+        assert_eq!(
+            error.message,
+            format!(
+                "handler 'http': the request to http://127.0.0.1:{} timed out after 200 ms",
+                server.port()
+            )
+        );
+    }
+}
+
+#[test]
+fn redirects_are_followed_within_the_target_only() {
+    let other = TestServer::start(|_| Reply::Send(response("200 OK", &[], b"elsewhere")));
+    let other_url = other.url("/api/x");
+    let server = TestServer::start(move |request| match request.path.as_str() {
+        "/api/start" => Reply::Send(redirect("302 Found", "next?x=1")),
+        "/api/next?x=1" => Reply::Send(redirect("307 Temporary Redirect", "/api/final")),
+        "/api/final" => Reply::Send(response("200 OK", &[], b"final")),
+        "/api/up" => Reply::Send(redirect("302 Found", "../admin")),
+        "/api/encoded" => Reply::Send(redirect("302 Found", "/api/%2e%2e/admin")),
+        "/api/away" => Reply::Send(redirect("302 Found", &other_url)),
+        "/api/loop" => Reply::Send(redirect("302 Found", "/api/loop")),
+        _ => Reply::Send(response("200 OK", &[], b"ADMIN")),
+    });
+    let confined = runtime(HttpHandler::new(), Some(&server.url("/api")));
+    let payload = ok(call(
+        &confined,
+        "http.get",
+        json!({"url": server.url("/api/start")}),
+    ));
+    assert_eq!(payload["body"], "final");
+    for path in ["/api/up", "/api/encoded", "/api/away"] {
+        let error = failed(call(
+            &confined,
+            "http.get",
+            json!({"url": server.url(path)}),
+        ));
+        assert_eq!(error.code.as_str(), "HANDLER_EXECUTION_ERROR");
+        assert_eq!(
+            error.message,
+            format!(
+                "handler 'http': http://127.0.0.1:{} redirected outside the node's target; the redirect was not followed",
+                server.port()
+            )
+        );
+    }
+    assert!(
+        server.received().iter().all(|r| r.path != "/admin"),
+        "the admin page was never requested"
+    );
+    assert!(
+        other.received().is_empty(),
+        "the other server was never contacted"
+    );
+    let error = failed(call(
+        &confined,
+        "http.get",
+        json!({"url": server.url("/api/loop")}),
+    ));
+    assert!(
+        error.message.ends_with("redirected more than 10 times"),
+        "{}",
+        error.message
+    );
+
+    // A node with no target may follow redirects anywhere on http(s).
+    let free = runtime(HttpHandler::new(), None);
+    assert_eq!(
+        ok(call(
+            &free,
+            "http.get",
+            json!({"url": server.url("/api/away")})
+        ))["body"],
+        "elsewhere"
+    );
+}
+
+#[test]
+fn a_see_other_turns_a_post_into_a_get_and_credentials_stay_home() {
+    let other = TestServer::start(|_| Reply::Send(response("200 OK", &[], b"done")));
+    let other_url = other.url("/result");
+    let server = TestServer::start(move |request| match request.path.as_str() {
+        "/submit" => Reply::Send(redirect("303 See Other", &other_url)),
+        _ => Reply::Send(response("404 Not Found", &[], b"")),
+    });
+    let runtime = runtime(HttpHandler::new(), None);
+    let payload = ok(call(
+        &runtime,
+        "http.post",
+        json!({"url": server.url("/submit"), "body": {"a": 1}, "headers": {"Authorization": "Bearer s3cret", "X-Keep": "yes"}}),
+    ));
+    assert_eq!(payload["body"], "done");
+    let followed = &other.received()[0];
+    assert_eq!(followed.method, "GET");
+    assert!(followed.body.is_empty());
+    assert_eq!(
+        followed.header("authorization"),
+        None,
+        "credentials never cross origins"
+    );
+    assert_eq!(followed.header("x-keep"), Some("yes"));
+    assert_eq!(
+        server.received()[0].header("authorization"),
+        Some("Bearer s3cret")
+    );
+}
+
+#[test]
+fn health_and_shutdown() {
+    let handler = HttpHandler::new();
+    assert!(
+        !within(5, handler.health_check()).healthy,
+        "not running before initialize"
+    );
+    within(5, handler.initialize()).expect("starts");
+    assert!(within(5, handler.health_check()).healthy);
+    within(5, handler.shutdown());
+    assert!(!within(5, handler.health_check()).healthy);
+}
