@@ -390,18 +390,31 @@ fn the_production_binary_serves_the_minimum_contract_with_http_and_db() {
             br#"{"up":true}"#,
         ))
     });
-    let requests = format!(
-        "{}\n{}\n{}\n",
+    let closed_port = std::net::TcpListener::bind("127.0.0.1:0")
+        .expect("a port")
+        .local_addr()
+        .expect("an address")
+        .port();
+    let requests = [
         json!({"envelope_id": "00000000-0000-4000-8000-000000000001", "target_node": "example_node", "operation": "db.query",
                "payload": {"sql": "SELECT $1::int4 + 1 AS n", "parameters": [41]}}),
         json!({"envelope_id": "00000000-0000-4000-8000-000000000002", "target_node": "example_node", "operation": "http.get",
                "payload": {"url": server.url("/status")}}),
         json!({"envelope_id": "00000000-0000-4000-8000-000000000003", "target_node": "example_node", "operation": "db.query",
                "payload": {"sql": "SELECT 1 AS a UNION SELECT 2 AS a;--", "parameters": []}}),
-    );
+        json!({"envelope_id": "00000000-0000-4000-8000-000000000004", "target_node": "example_node", "operation": "http.get",
+               "payload": {"url": format!("http://admin:Hunter2Secret@127.0.0.1:{closed_port}/x?token=TokenSecret")}}),
+    ]
+    .map(|request| format!("{request}\n"))
+    .concat();
     let run = run(
         PRODUCTION,
-        &["--stdin", "contracts/runtime/minimum_runtime_host.yaml"],
+        &[
+            "--stdin",
+            "--log-level",
+            "debug",
+            "contracts/runtime/minimum_runtime_host.yaml",
+        ],
         repo(),
         requests.as_bytes(),
         &[("DATABASE_URL", &cluster.url())],

@@ -21,7 +21,7 @@ use async_channel::{Receiver, Sender};
 use postgres::{Client, Config, NoTls, Statement};
 use serde_json::Value;
 
-use super::types;
+use super::{error, types};
 use crate::envelope::Payload;
 use crate::handler::HandlerError;
 
@@ -180,11 +180,11 @@ impl Worker {
 impl Connection {
     fn open(config: &Config) -> Result<Connection, HandlerError> {
         let client = config.connect(NoTls).map_err(|error| {
-            let reason = super::failure_reason(&error);
+            let reason = error::failure_reason(&error);
             HandlerError::Execution {
                 message: format!(
                     "could not connect to the database at {}: {reason}",
-                    super::endpoint(config)
+                    error::endpoint(config)
                 ),
                 source: Some(Box::new(error)),
             }
@@ -200,7 +200,7 @@ impl Connection {
         if job.op == Op::Ping {
             self.client
                 .simple_query("SELECT 1")
-                .map_err(super::db_error)?;
+                .map_err(error::db_error)?;
             return Ok(Payload::new());
         }
         let statement = self.prepare(&job.sql)?;
@@ -214,14 +214,14 @@ impl Connection {
             let count = self
                 .client
                 .execute(&statement, &refs)
-                .map_err(super::db_error)?;
+                .map_err(error::db_error)?;
             payload.insert("row_count".into(), count.into());
             return Ok(payload);
         }
         let rows = self
             .client
             .query(&statement, &refs)
-            .map_err(super::db_error)?;
+            .map_err(error::db_error)?;
         let mut out = Vec::with_capacity(rows.len());
         for row in &rows {
             let mut object = Payload::new();
@@ -234,7 +234,7 @@ impl Connection {
                         column.name()
                     ))
                 })?;
-                object.insert(column.name().to_owned(), value.map_err(super::db_error)?);
+                object.insert(column.name().to_owned(), value.map_err(error::db_error)?);
             }
             out.push(Value::Object(object));
         }
@@ -247,7 +247,7 @@ impl Connection {
         if let Some(statement) = self.statements.get(sql) {
             return Ok(statement.clone());
         }
-        let statement = self.client.prepare(sql).map_err(super::db_error)?;
+        let statement = self.client.prepare(sql).map_err(error::db_error)?;
         if self.statements.len() >= STATEMENT_CACHE {
             self.statements.clear();
         }

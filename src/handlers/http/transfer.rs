@@ -208,3 +208,33 @@ fn failed(url: &Url, error: isahc::Error) -> HandlerError {
         source: Some(Box::new(error)),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn client_errors_become_messages_that_name_only_the_origin() {
+        let url = Url::parse("https://user:pw@api.example.test:8443/private?token=t").unwrap();
+        for (kind, expected) in [
+            (
+                ErrorKind::NameResolution,
+                "could not resolve the host of https://api.example.test:8443",
+            ),
+            (
+                ErrorKind::BadServerCertificate,
+                "the TLS certificate of https://api.example.test:8443 could not be validated",
+            ),
+            (
+                ErrorKind::TlsEngine,
+                "TLS with https://api.example.test:8443 failed",
+            ),
+            (
+                ErrorKind::ProtocolViolation,
+                "https://api.example.test:8443 answered with something that is not HTTP",
+            ),
+        ] {
+            assert_eq!(failed(&url, isahc::Error::from(kind)).to_string(), expected);
+        }
+    }
+}
