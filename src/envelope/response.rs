@@ -40,7 +40,7 @@ impl RequestContext {
 
     /// Splits `request` into its context and its payload, without copying either.
     pub fn split(request: Envelope) -> (RequestContext, Option<Payload>) {
-        let handler_type = request.handler_type.clone().or_else(|| {
+        let handler_type = request.handler_type.or_else(|| {
             request
                 .operation
                 .as_deref()

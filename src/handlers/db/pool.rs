@@ -31,6 +31,8 @@ pub(super) const POOL_SIZE: usize = 5;
 const QUEUE_CAPACITY: usize = 1024;
 /// How long a job may wait for a free connection.
 pub(super) const WAIT_LIMIT: Duration = Duration::from_secs(30);
+/// How long checking a connection may take.
+const VALIDATION_TIMEOUT: Duration = Duration::from_secs(2);
 /// Prepared statements kept per connection.
 const STATEMENT_CACHE: usize = 256;
 
@@ -169,7 +171,11 @@ impl Worker {
         };
         connection.checked = lost;
         let result = connection.run(job);
-        if connection.client.is_closed() {
+        // A failure may mean the server went away (a restart, a failover): check, since
+        // the client only learns it is closed when it next talks to the server.
+        let broken = connection.client.is_closed()
+            || (result.is_err() && connection.client.is_valid(VALIDATION_TIMEOUT).is_err());
+        if broken {
             self.connection = None;
             self.lost.fetch_add(1, Ordering::AcqRel);
         }
