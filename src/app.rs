@@ -3,11 +3,16 @@
 
 use std::ffi::OsString;
 use std::process::ExitCode;
+use std::sync::Arc;
+
+use smol::Executor;
 
 use crate::cli::{self, Command, Options};
 use crate::contract::RuntimeHostContract;
 use crate::envelope::Stamp;
 use crate::error::{ErrorKind, RuntimeHostError};
+use crate::logging;
+use crate::serve::{self, Edges};
 use crate::wiring::{self, Profile};
 
 /// Runs the binary of `profile` with the process's arguments and returns its exit status.
@@ -40,9 +45,15 @@ pub fn main(profile: Profile) -> ExitCode {
             return ExitCode::FAILURE;
         }
     }
-    init_logging(&options);
-    match smol::block_on(run(profile, &options)) {
-        Ok(()) => ExitCode::SUCCESS,
+    logging::init(options.log_level, options.log_format);
+    // One executor, on this thread, for everything the host runs concurrently.
+    let executor = Arc::new(Executor::new());
+    match smol::block_on(executor.run(run(profile, &options, &executor))) {
+        Ok(0) => ExitCode::SUCCESS,
+        Ok(cut_short) => {
+            log::error!("{cut_short} request(s) were cut short by the shutdown deadline");
+            ExitCode::FAILURE
+        }
         Err(error) => {
             match error.kind() {
                 ErrorKind::Contract(contract) => eprintln!("{contract}"),
@@ -53,37 +64,34 @@ pub fn main(profile: Profile) -> ExitCode {
     }
 }
 
-/// Loads, wires and serves the contract `options` names.
-async fn run(profile: Profile, options: &Options) -> Result<(), RuntimeHostError> {
+/// Loads, wires and serves the contract `options` names; returns how many requests the
+/// shutdown deadline cut short.
+async fn run(
+    profile: Profile,
+    options: &Options,
+    executor: &Arc<Executor<'static>>,
+) -> Result<u64, RuntimeHostError> {
     log::info!("Runtime host initializing...");
     log::info!("Loading contract: {}", options.contract.display());
     let contract = RuntimeHostContract::load(&options.contract)?;
+    logging::set_runtime(&contract.name);
     for warning in &contract.warnings {
         log::warn!("{}", warning.one_line());
     }
-    let host = wiring::build_host(&contract, profile, Stamp::system())?;
+    let host = wiring::build_host(&contract, profile, Stamp::system(), options.max_in_flight)?;
     if options.dry_run {
         print!("{}", host.wiring_summary());
-        return Ok(());
+        return Ok(0);
     }
-    let served = match host.start().await {
-        Ok(inputs) => {
-            let stdin = futures_lite::io::BufReader::with_capacity(
-                64 * 1024,
-                smol::Unblock::new(std::io::stdin()),
-            );
-            let stdout = futures_lite::io::BufWriter::with_capacity(
-                64 * 1024,
-                smol::Unblock::new(std::io::stdout()),
-            );
-            crate::stdio::serve(&host, inputs, stdin, stdout).await
-        }
-        Err(error) => Err(error),
+    let host = Arc::new(host);
+    let edges = Edges {
+        stdin: options.stdin,
+        listen: options.listen,
+        grace: options.shutdown_grace,
     };
+    let served = serve::serve(Arc::clone(&host), &edges, executor).await;
     host.shutdown().await;
-    let answered = served?;
-    log::info!("answered {answered} envelopes");
-    Ok(())
+    served
 }
 
 /// The value of `ENVIRONMENT` if it names production.
@@ -94,14 +102,4 @@ fn production_environment() -> Option<String> {
         "prod" | "production"
     )
     .then_some(environment)
-}
-
-fn init_logging(options: &Options) {
-    let config = simplelog::ConfigBuilder::new()
-        .set_time_format_rfc3339()
-        .set_target_level(log::LevelFilter::Off)
-        .set_thread_level(log::LevelFilter::Off)
-        .build();
-    // Standard output carries response envelopes; every log line goes to standard error.
-    let _ = simplelog::WriteLogger::init(options.log_level, config, std::io::stderr());
 }

@@ -80,8 +80,8 @@ impl fmt::Display for Topic {
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum BusError {
-    /// The bus was closed; it takes no more messages.
-    #[error("publishing to topic '{0}' on a closed bus")]
+    /// The topic (or the whole bus) was closed; it takes no more messages.
+    #[error("topic '{0}' is closed")]
     Closed(Topic),
 }
 
@@ -110,7 +110,13 @@ pub trait EventBus: Send + Sync {
     /// Reports whether the bus can move messages, with per-topic facts.
     fn health_check(&self) -> Boxed<HealthReport>;
 
-    /// Stops taking messages: later publishes fail, and subscriptions end once they
-    /// have delivered everything already accepted.
+    /// Stops taking messages on `topic`: later publishes to it fail, and its
+    /// subscriptions end once they have delivered everything already accepted.
+    fn close_topic(&self, topic: &Topic);
+
+    /// How many messages wait on `topic`, where the bus can tell.
+    fn depth(&self, topic: &Topic) -> Option<usize>;
+
+    /// Stops taking messages on every topic, as [`EventBus::close_topic`] does for one.
     fn close(&self);
 }

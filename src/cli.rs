@@ -1,9 +1,13 @@
 //! The command line both binaries share (INTERFACE.md), parsed from an explicit list.
 
 use std::ffi::OsString;
+use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::time::Duration;
 
 use log::LevelFilter;
+
+use crate::logging::LogFormat;
 
 /// What the command line asks for.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -23,10 +27,18 @@ pub struct Options {
     pub contract: PathBuf,
     /// Serve request lines from standard input.
     pub stdin: bool,
+    /// Serve the HTTP API on this address.
+    pub listen: Option<SocketAddr>,
     /// Validate and print the wiring, then exit.
     pub dry_run: bool,
+    /// How many requests may be handled at once.
+    pub max_in_flight: usize,
+    /// How long requests in flight may take to finish after SIGTERM.
+    pub shutdown_grace: Duration,
     /// The most detailed log level written to standard error.
     pub log_level: LevelFilter,
+    /// How log lines are written.
+    pub log_format: LogFormat,
 }
 
 /// A command line that cannot be run (exit status 2).
@@ -73,11 +85,18 @@ Usage: {binary} [OPTIONS] CONTRACT_PATH
 Options:
   --stdin               read request envelopes from standard input, one JSON object
                         a line; write one response line for every input line, in order
+  --listen ADDR         serve the HTTP API on ADDR (e.g. 127.0.0.1:8085): POST
+                        /v1/envelopes, GET /health/live, /health/ready,
+                        /health/handlers, /metrics
   --dry-run             load and validate the contract and every node contract it
                         names, print what would be wired, and exit
+  --max-in-flight N     handle up to N requests at once (default 1: one at a time, in
+                        order); input waits while N are in flight
+  --shutdown-grace SECS after SIGTERM/SIGINT, how long requests in flight may take to
+                        finish (default 30); later, they are answered with a failure
   --log-level LEVEL     error, warn, info (default), debug, trace or off; logs go to
                         standard error
-  --log-format FORMAT   text (default)
+  --log-format FORMAT   text (default) or json (one object a line)
   -h, --help            print this help
   -V, --version         print the version
 
@@ -110,24 +129,41 @@ pub fn parse(args: Vec<OsString>) -> Result<Command, UsageError> {
             expected: "error, warn, info, debug, trace or off",
         })?,
     };
-    match args
+    let log_format = match args
         .opt_value_from_str::<_, String>("--log-format")
         .map_err(malformed)?
         .as_deref()
     {
-        None | Some("text") => {}
-        Some("json") => return Err(UsageError::NotYet("--log-format json")),
+        None | Some("text") => LogFormat::Text,
+        Some("json") => LogFormat::Json,
         Some(other) => {
             return Err(UsageError::InvalidValue {
                 option: "--log-format",
                 value: other.to_owned(),
-                expected: "text",
+                expected: "text or json",
             });
         }
+    };
+    let listen = match args
+        .opt_value_from_str::<_, String>("--listen")
+        .map_err(malformed)?
+    {
+        None => None,
+        Some(addr) => Some(addr.parse().map_err(|_| UsageError::InvalidValue {
+            option: "--listen",
+            value: addr,
+            expected: "an IP address and port, e.g. 127.0.0.1:8085",
+        })?),
+    };
+    let max_in_flight = number(&mut args, "--max-in-flight", 1)?;
+    if max_in_flight == 0 {
+        return Err(UsageError::InvalidValue {
+            option: "--max-in-flight",
+            value: "0".into(),
+            expected: "a whole number of at least 1",
+        });
     }
-    if args.contains("--listen") {
-        return Err(UsageError::NotYet("--listen"));
-    }
+    let shutdown_grace = Duration::from_secs(number(&mut args, "--shutdown-grace", 30)?);
     let contract: Option<PathBuf> = args
         .opt_free_from_os_str(|s| Ok::<_, String>(PathBuf::from(s)))
         .map_err(malformed)?;
@@ -135,15 +171,38 @@ pub fn parse(args: Vec<OsString>) -> Result<Command, UsageError> {
         return Err(UsageError::Unexpected(extra.to_string_lossy().into_owned()));
     }
     let contract = contract.ok_or(UsageError::MissingContract)?;
-    if !stdin && !dry_run {
+    if !stdin && listen.is_none() && !dry_run {
         return Err(UsageError::NoInput);
     }
     Ok(Command::Run(Options {
         contract,
         stdin,
+        listen,
         dry_run,
+        max_in_flight: usize::try_from(max_in_flight).unwrap_or(usize::MAX),
+        shutdown_grace,
         log_level,
+        log_format,
     }))
+}
+
+/// The whole number given to `option`, or `default`.
+fn number(
+    args: &mut pico_args::Arguments,
+    option: &'static str,
+    default: u64,
+) -> Result<u64, UsageError> {
+    match args
+        .opt_value_from_str::<_, String>(option)
+        .map_err(malformed)?
+    {
+        None => Ok(default),
+        Some(value) => value.parse().map_err(|_| UsageError::InvalidValue {
+            option,
+            value,
+            expected: "a whole number",
+        }),
+    }
 }
 
 fn malformed(error: pico_args::Error) -> UsageError {
@@ -166,10 +225,33 @@ mod tests {
             Command::Run(Options {
                 contract: "c.yaml".into(),
                 stdin: true,
+                listen: None,
                 dry_run: false,
+                max_in_flight: 1,
+                shutdown_grace: Duration::from_secs(30),
                 log_level: LevelFilter::Debug,
+                log_format: LogFormat::Text,
             })
         );
+        let Ok(Command::Run(options)) = parse_strs(&[
+            "--listen",
+            "127.0.0.1:8085",
+            "--max-in-flight",
+            "8",
+            "--shutdown-grace",
+            "5",
+            "--log-format",
+            "json",
+            "c.yaml",
+        ]) else {
+            panic!("a valid command line");
+        };
+        assert_eq!(options.listen, Some("127.0.0.1:8085".parse().unwrap()));
+        assert_eq!(
+            (options.max_in_flight, options.shutdown_grace),
+            (8, Duration::from_secs(5))
+        );
+        assert_eq!(options.log_format, LogFormat::Json);
     }
 
     #[test]

@@ -13,14 +13,17 @@
 
 mod error;
 mod handler_source;
+mod model;
 mod names;
 mod node;
+mod registry;
 mod runtime;
 mod target;
 mod yaml;
 
 pub use error::{ContractError, Problem};
 pub use handler_source::{HANDLER_CONTRACT_FILE, HandlerContract, HandlerContractSource};
+pub use model::{Model, ModelField};
 pub use node::{IoOperation, NodeContract, NodeType};
 pub use runtime::{HandlerEntry, NodeRef, RuntimeHostContract};
 pub use target::HttpTarget;

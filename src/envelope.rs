@@ -1,13 +1,16 @@
 //! The ONEX envelope: the one message format between nodes, the bus and the host.
 //!
 //! This module owns the envelope's shape and its JSON form ([`Envelope`]), how a request
-//! is read and validated ([`parse`]), how a response is built from its request so that
-//! every response invariant holds in one place ([`response`]), and where new ids and
-//! timestamps come from ([`stamp`]). It does not route: that is [`crate::runtime`].
+//! is read ([`parse`]) and checked for routing ([`target`]), how a response is built from
+//! its request so that every response invariant holds in one place ([`response`]), and
+//! where new ids and timestamps come from ([`stamp`]). It does not route: that is
+//! [`crate::runtime`].
 
+mod error;
 pub mod parse;
 pub mod response;
 pub mod stamp;
+pub mod target;
 
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
@@ -16,9 +19,10 @@ use uuid::Uuid;
 
 use crate::error::ErrorCode;
 
-pub use parse::{EnvelopeError, RequestTarget};
+pub use error::EnvelopeError;
 pub use response::RequestContext;
 pub use stamp::{Clock, IdGenerator, Stamp};
+pub use target::{RequestTarget, operation_domain};
 
 /// The envelope format version this host writes.
 pub const ENVELOPE_VERSION: &str = "1.0.0";

@@ -107,6 +107,16 @@ pub enum ErrorKind {
     /// The event bus failed.
     #[error("event bus")]
     Bus(#[from] BusError),
+    /// The shutdown grace ran out before the request was finished (or started).
+    #[error("{}", if *started {
+        "the host shut down before this request finished; it may or may not have taken effect"
+    } else {
+        "the host shut down before this request started; it did not run"
+    })]
+    ShutDown {
+        /// Whether a handler had started on it.
+        started: bool,
+    },
     /// Reading or writing the host's own input or output failed.
     #[error("{doing}")]
     Io {
@@ -137,6 +147,7 @@ impl ErrorKind {
                 HandlerError::InvalidPayload(_) => ErrorCode::EnvelopeValidationError,
                 HandlerError::Execution { .. } => ErrorCode::HandlerExecutionError,
             },
+            ErrorKind::ShutDown { .. } => ErrorCode::HandlerExecutionError,
             ErrorKind::Bus(_) | ErrorKind::Io { .. } => ErrorCode::EventBusError,
             ErrorKind::Contract(_) => ErrorCode::ContractValidationError,
             ErrorKind::ProtocolConfiguration(_) => ErrorCode::ProtocolConfigurationError,

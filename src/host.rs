@@ -1,25 +1,57 @@
-//! The runtime host process: owns the bus, drives the runtime, publishes every response.
+//! The runtime host process: owns the bus, drives the runtime, answers every request.
 //!
 //! Lifecycle: [`RuntimeHost::start`] initialises each handler once and subscribes to the
-//! input topic; [`RuntimeHost::run`] consumes messages one at a time, in order, and
-//! publishes one response per message (a result or an error envelope) to the output
-//! topic; [`RuntimeHost::shutdown`] shuts each handler down exactly once and closes the
-//! bus. `shutdown` consumes the host, so it cannot run twice; call it whatever `start`
-//! or `run` returned.
+//! input topic (the host is *starting* until then, *ready* after); [`RuntimeHost::consume`]
+//! answers the input topic's messages, at most `max_in_flight` at a time; the HTTP API
+//! calls [`RuntimeHost::parse`] and [`RuntimeHost::route`] directly for request/reply.
+//! [`RuntimeHost::begin_drain`] makes the host *draining* (not ready, no new input);
+//! [`RuntimeHost::shutdown`] shuts each handler down exactly once and closes the bus.
+//!
+//! Every request taken in is answered exactly once: a result, an error envelope, or,
+//! when the shutdown grace runs out, a failure saying the host stopped first.
 
-use std::fmt::Write as _;
-use std::future::Future;
-use std::pin::pin;
+mod consume;
+mod report;
+
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
 
-use futures_lite::{StreamExt, future};
+use async_lock::{Semaphore, SemaphoreGuardArc};
+use prometheus_client::metrics::gauge::Gauge;
 
 use crate::bus::{EventBus, Subscription, Topic};
-use crate::envelope::Envelope;
 use crate::envelope::parse::parse_request;
+use crate::envelope::{Envelope, EnvelopeError, RequestContext};
 use crate::error::{ErrorKind, RuntimeHostError};
+use crate::metrics::Metrics;
 use crate::runtime::NodeRuntime;
 use crate::wiring::handler_name;
+
+pub use consume::Consumed;
+pub use report::Readiness;
+
+/// Where the host is in its life.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum HostState {
+    /// Handlers are being initialised: not ready.
+    Starting,
+    /// Taking requests.
+    Ready,
+    /// Finishing what it took in; takes nothing new: not ready.
+    Draining,
+}
+
+impl HostState {
+    /// The state's name, as health reports show it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            HostState::Starting => "starting",
+            HostState::Ready => "ready",
+            HostState::Draining => "draining",
+        }
+    }
+}
 
 /// A runtime host: one runtime, one bus, one input and one output topic.
 pub struct RuntimeHost {
@@ -28,23 +60,50 @@ pub struct RuntimeHost {
     bus: Arc<dyn EventBus>,
     input: Topic,
     output: Topic,
+    metrics: Metrics,
+    state: AtomicU8,
+    slots: Arc<Semaphore>,
+    max_in_flight: usize,
+    cut_short: AtomicU64,
+    shut_down: AtomicBool,
+}
+
+/// Permission to handle one request; the slot is freed when it is dropped.
+pub struct Ticket {
+    _slot: SemaphoreGuardArc,
+    in_flight: Gauge,
+}
+
+impl Drop for Ticket {
+    fn drop(&mut self) {
+        self.in_flight.dec();
+    }
 }
 
 impl RuntimeHost {
-    /// A host named `name` that serves `runtime` on `bus`, from `input` to `output`.
+    /// A host named `name` that serves `runtime` on `bus`, from `input` to `output`,
+    /// handling at most `max_in_flight` requests at once (at least one).
     pub fn new(
         name: String,
         runtime: NodeRuntime,
         bus: Arc<dyn EventBus>,
         input: Topic,
         output: Topic,
+        max_in_flight: usize,
     ) -> Self {
+        let max_in_flight = max_in_flight.max(1);
         RuntimeHost {
             name,
             runtime,
             bus,
             input,
             output,
+            metrics: Metrics::new(),
+            state: AtomicU8::new(HostState::Starting as u8),
+            slots: Arc::new(Semaphore::new(max_in_flight)),
+            max_in_flight,
+            cut_short: AtomicU64::new(0),
+            shut_down: AtomicBool::new(false),
         }
     }
 
@@ -73,7 +132,26 @@ impl RuntimeHost {
         &self.output
     }
 
-    /// Initialises every handler once, subscribes to the input topic and starts the bus.
+    /// The host's metrics.
+    pub fn metrics(&self) -> &Metrics {
+        &self.metrics
+    }
+
+    /// Where the host is in its life.
+    pub fn state(&self) -> HostState {
+        match self.state.load(Ordering::Acquire) {
+            0 => HostState::Starting,
+            1 => HostState::Ready,
+            _ => HostState::Draining,
+        }
+    }
+
+    fn set_state(&self, state: HostState) {
+        self.state.store(state as u8, Ordering::Release);
+    }
+
+    /// Initialises every handler once, subscribes to the input topic and starts the bus;
+    /// the host is ready afterwards.
     pub async fn start(&self) -> Result<Subscription, RuntimeHostError> {
         for handler in self.runtime.handlers() {
             handler.initialize().await.map_err(|source| {
@@ -86,6 +164,9 @@ impl RuntimeHost {
         let subscription = self.bus.subscribe(&self.input)?;
         log::info!("Starting event bus: {}", self.bus.kind());
         self.bus.start_consuming().await?;
+        if self.state() == HostState::Starting {
+            self.set_state(HostState::Ready);
+        }
         log::info!(
             "Runtime host '{}' ready. Listening on topic: {}",
             self.name,
@@ -94,52 +175,118 @@ impl RuntimeHost {
         Ok(subscription)
     }
 
-    /// Answers every message from `inputs`, in order, until the stream ends or `stop`
-    /// completes; returns how many messages were answered.
-    ///
-    /// A message taken from the stream is always answered before `stop` is looked at
-    /// again. Fails only if a response cannot be published.
-    pub async fn run(
-        &self,
-        mut inputs: Subscription,
-        stop: impl Future<Output = ()>,
-    ) -> Result<u64, RuntimeHostError> {
-        let mut stop = pin!(stop);
-        let mut answered = 0;
-        loop {
-            let next = future::or(async { Some(inputs.next().await) }, async {
-                stop.as_mut().await;
-                None
-            });
-            let Some(Some(message)) = next.await else {
-                return Ok(answered);
-            };
-            let response = self.process(&message).await;
-            if let Err(error) = self.bus.publish_envelope(&response, &self.output).await {
-                log::error!(
-                    "response {} to correlation_id {} could not be published: {error}",
-                    response.envelope_id,
-                    response.correlation_id
-                );
-                return Err(error.into());
-            }
-            answered += 1;
+    /// Marks the host draining: not ready, taking no new requests, finishing the rest.
+    /// (Closing the input topic is for whoever publishes to it.)
+    pub fn begin_drain(&self) {
+        if self.state() != HostState::Draining {
+            log::info!("Draining: no new requests; finishing those in flight");
+            self.set_state(HostState::Draining);
         }
     }
 
-    /// Reads one message as a request, routes it, and returns its response.
-    pub async fn process(&self, message: &[u8]) -> Envelope {
-        let stamp = self.runtime.stamp();
-        let response = match parse_request(message, stamp) {
-            Ok(request) => self.runtime.route_envelope(request).await,
-            Err(rejected) => rejected.respond(stamp),
-        };
+    /// The failure response for a request refused or cut short by shutdown: `started`
+    /// says whether a handler had begun on it.
+    pub fn refuse(&self, context: RequestContext, started: bool) -> Envelope {
+        let error = RuntimeHostError::new(ErrorKind::ShutDown { started }, context.error_context());
+        let response = context.respond(Err(error), self.runtime.stamp());
+        self.metrics.answered(&response, Duration::ZERO);
         log_outcome(&response);
         response
     }
 
-    /// Shuts every handler down exactly once, then closes the bus.
-    pub async fn shutdown(self) {
+    /// Records `count` requests answered with a failure because the grace ran out.
+    pub fn note_cut_short(&self, count: u64) {
+        self.cut_short.fetch_add(count, Ordering::AcqRel);
+    }
+
+    /// How many requests the shutdown deadline cut short.
+    pub fn cut_short(&self) -> u64 {
+        self.cut_short.load(Ordering::Acquire)
+    }
+
+    /// Waits for a free slot; at most `max_in_flight` tickets exist at once.
+    pub async fn admit(&self) -> Ticket {
+        let slot = self.slots.acquire_arc().await;
+        self.metrics.in_flight().inc();
+        Ticket {
+            _slot: slot,
+            in_flight: self.metrics.in_flight().clone(),
+        }
+    }
+
+    /// How many requests are in flight now.
+    pub fn in_flight(&self) -> usize {
+        self.max_in_flight - self.slots.available_permits()
+    }
+
+    /// Waits until a slot is free, without taking it.
+    pub async fn room(&self) {
+        drop(self.slots.acquire().await);
+    }
+
+    /// Waits until no request is in flight.
+    pub async fn idle(&self) {
+        let mut all = Vec::with_capacity(self.max_in_flight);
+        for _ in 0..self.max_in_flight {
+            all.push(self.slots.acquire_arc().await);
+        }
+    }
+
+    /// Reads `message` as a request; a message that is not one gets its error response.
+    pub fn parse(&self, message: &[u8]) -> Result<Envelope, Box<Envelope>> {
+        match parse_request(message, self.runtime.stamp()) {
+            Ok(request) => {
+                self.metrics.received(&request);
+                Ok(request)
+            }
+            Err(rejected) => {
+                let response = rejected.respond(self.runtime.stamp());
+                self.metrics.received(&response);
+                self.metrics.answered(&response, Duration::ZERO);
+                log_outcome(&response);
+                Err(Box::new(response))
+            }
+        }
+    }
+
+    /// The error response to input that could not be read as a request at all.
+    pub fn reject(&self, error: EnvelopeError) -> Envelope {
+        let stamp = self.runtime.stamp();
+        let context = RequestContext {
+            correlation_id: stamp.next_id(),
+            ..RequestContext::default()
+        };
+        let error = RuntimeHostError::new(ErrorKind::Envelope(error), context.error_context());
+        let response = context.respond(Err(error), stamp);
+        self.metrics.received(&response);
+        self.metrics.answered(&response, Duration::ZERO);
+        log_outcome(&response);
+        response
+    }
+
+    /// Routes a parsed request and returns its response.
+    pub async fn route(&self, request: Envelope) -> Envelope {
+        let started = Instant::now();
+        let response = self.runtime.route_envelope(request).await;
+        self.metrics.answered(&response, started.elapsed());
+        log_outcome(&response);
+        response
+    }
+
+    /// Reads one message as a request, routes it, and returns its response.
+    pub async fn process(&self, message: &[u8]) -> Envelope {
+        match self.parse(message) {
+            Ok(request) => self.route(request).await,
+            Err(response) => *response,
+        }
+    }
+
+    /// Shuts every handler down exactly once (later calls do nothing), then closes the bus.
+    pub async fn shutdown(&self) {
+        if self.shut_down.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        self.set_state(HostState::Draining);
         for handler in self.runtime.handlers() {
             log::info!(
                 "Shutting down handler: {}",
@@ -150,61 +297,27 @@ impl RuntimeHost {
         self.bus.close();
         log::info!("Runtime host '{}' stopped", self.name);
     }
-
-    /// What this host would wire, for `--dry-run`: handlers, nodes, bus and topics.
-    pub fn wiring_summary(&self) -> String {
-        let mut out = String::new();
-        let _ = writeln!(out, "runtime: {}", self.name);
-        let _ = writeln!(out, "event bus: {}", self.bus.kind());
-        let _ = writeln!(out, "  input topic:  {}", self.input);
-        let _ = writeln!(out, "  output topic: {}", self.output);
-        let _ = writeln!(out, "handlers:");
-        for handler in self.runtime.handlers() {
-            let description = handler.describe();
-            let _ = writeln!(
-                out,
-                "  {} ({}): {}",
-                handler.handler_type(),
-                handler_name(handler.handler_type()),
-                description.supported_operations.join(", ")
-            );
-        }
-        let _ = writeln!(out, "nodes:");
-        for node in self.runtime.nodes() {
-            let _ = writeln!(out, "  {} ({})", node.slug(), node.node_type().as_str());
-            for entry in &node.contract().io_operations {
-                let target = entry
-                    .target
-                    .as_ref()
-                    .map_or(String::new(), |t| format!(" -> {t}"));
-                let _ = writeln!(
-                    out,
-                    "    {}: {}{target}",
-                    entry.handler_type,
-                    entry.operations.join(", ")
-                );
-            }
-        }
-        out
-    }
 }
 
-/// One line per answered envelope: successes at debug level, failures at info.
+/// One line per answered envelope, with its ids: successes at debug level, failures at info.
 fn log_outcome(response: &Envelope) {
-    let operation = response.operation.as_deref().unwrap_or("-");
+    let correlation_id = response.correlation_id.to_string();
+    let envelope_id = response
+        .causation_id
+        .map_or_else(|| "-".to_owned(), |id| id.to_string());
     let node = response.source_node.as_deref().unwrap_or("-");
+    let handler_type = response.handler_type.as_deref().unwrap_or("-");
+    let operation = response.operation.as_deref().unwrap_or("-");
     match &response.error {
         None => log::debug!(
-            "correlation_id={} envelope_id={} node={node} operation={operation}: ok",
-            response.correlation_id,
-            response.envelope_id
+            correlation_id = correlation_id.as_str(), envelope_id = envelope_id.as_str(), node,
+            handler_type, operation;
+            "answered: ok"
         ),
         Some(error) => log::info!(
-            "correlation_id={} envelope_id={} node={node} operation={operation}: {} {}",
-            response.correlation_id,
-            response.envelope_id,
-            error.code,
-            error.message
+            correlation_id = correlation_id.as_str(), envelope_id = envelope_id.as_str(), node,
+            handler_type, operation, code = error.code.as_str();
+            "answered: {}", error.message
         ),
     }
 }

@@ -18,12 +18,15 @@
 //! - [`runtime`]: `NodeRuntime` and `NodeInstance`, which route envelopes to handlers;
 //! - [`handlers::local`]: the dev/test-only `LocalHandler`.
 //!
-//! Around it, what touches the outside world: [`bus::inmemory`], [`wiring`] (the one
-//! registry of handler and bus kinds), [`host`] (the process that owns the bus),
-//! [`stdio`] (the `--stdin` edge), [`cli`] and [`app`] (the binaries' boot script).
+//! Around it, what touches the outside world: [`bus::inmemory`], the I/O handlers in
+//! [`handlers`], [`wiring`] (the one registry of handler and bus kinds), [`host`] (the
+//! process that owns the bus), its edges [`stdio`] (`--stdin`) and [`api`] (`--listen`),
+//! [`serve`] (signals and the drain), [`metrics`], [`logging`], and [`cli`] and [`app`]
+//! (the binaries' boot script).
 #![forbid(unsafe_code)]
 #![warn(missing_docs, rust_2018_idioms, unreachable_pub)]
 
+pub mod api;
 pub mod app;
 pub mod bus;
 pub mod cli;
@@ -34,7 +37,11 @@ pub mod handler;
 pub mod handlers;
 pub mod health;
 pub mod host;
+pub mod latch;
+pub mod logging;
+pub mod metrics;
 pub mod runtime;
+pub mod serve;
 pub mod stdio;
 pub mod wiring;
 

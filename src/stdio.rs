@@ -1,15 +1,18 @@
-//! The `--stdin` edge: request lines in, one response line out for each, in order.
+//! The `--stdin` edge: request lines in, one response line out for each.
 //!
-//! Each input line is published, as it is, to the host's input topic; the host answers
-//! every message (a malformed one with an error envelope) on its output topic, and each
-//! response is written as one line. The host answers in order, so output line `n`
-//! answers input line `n`. At the end of input, once every line is answered, the host
-//! is told to stop. Memory stays bounded: the bus queues are bounded, and a line longer
-//! than [`MAX_ENVELOPE_BYTES`] is cut, its rest skipped, and answered with an error.
+//! [`feed`] publishes each input line, as it is, to the host's input topic, until the
+//! input ends or the host starts draining, then closes the topic; the host answers every
+//! message (a malformed one with an error envelope) on its output topic, and [`write`]
+//! writes each response as one line until it has written one per line fed. With one
+//! request in flight, output line `n` answers input line `n`; with more, responses come in
+//! the order they finish, each naming its request in `causation_id`. Memory stays
+//! bounded: bus queues are bounded, and a line longer than [`MAX_ENVELOPE_BYTES`] is cut,
+//! its rest skipped, and answered with an error.
 
 use std::io;
 use std::pin::pin;
 
+use async_channel::{Receiver, Sender};
 use futures_lite::io::{AsyncBufRead, AsyncBufReadExt, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use futures_lite::{StreamExt, future, stream};
 
@@ -17,94 +20,123 @@ use crate::bus::Subscription;
 use crate::envelope::MAX_ENVELOPE_BYTES;
 use crate::error::{ErrorKind, RuntimeHostError};
 use crate::host::RuntimeHost;
+use crate::latch::Latch;
 
-/// Serves `host` from `reader` to `writer` until `reader` ends and every line is
-/// answered; `inputs` is the subscription [`RuntimeHost::start`] returned. Returns the
-/// number of lines answered.
-pub async fn serve<R, W>(
+/// The longest a written response waits for more before it is flushed, while busy.
+pub const FLUSH_DELAY: std::time::Duration = std::time::Duration::from_millis(1);
+
+/// Publishes every line of `reader` to the host's input topic until the input ends or
+/// `stop` is set (a line already read is still published), closes the topic, and sends
+/// the number of lines published on `total`.
+pub async fn feed<R: AsyncBufRead + Unpin>(
     host: &RuntimeHost,
-    inputs: Subscription,
     mut reader: R,
-    mut writer: W,
-) -> Result<u64, RuntimeHostError>
-where
-    R: AsyncBufRead + Unpin,
-    W: AsyncWrite + Unpin,
-{
-    let responses = host.bus().subscribe(host.output_topic())?;
-    let (total_tx, total_rx) = async_channel::bounded::<u64>(1);
-    let (stop_tx, stop_rx) = async_channel::bounded::<()>(1);
-
-    let feed = async {
-        let mut line = Vec::new();
-        let mut sent = 0u64;
-        while read_line(&mut reader, &mut line, MAX_ENVELOPE_BYTES + 1)
-            .await
-            .map_err(io("reading standard input"))?
-        {
-            host.bus()
-                .publish(host.input_topic(), std::mem::take(&mut line))
-                .await?;
-            sent += 1;
-        }
-        // The receiver lives as long as `drain`; if it is gone, so is the need to tell it.
-        let _ = total_tx.send(sent).await;
-        Ok::<_, RuntimeHostError>(sent)
-    };
-
-    let drain = async {
-        enum Event {
-            Response(Vec<u8>),
-            Total(u64),
-        }
-        let mut events = pin!(
-            responses
-                .map(Event::Response)
-                .or(total_rx.map(Event::Total).chain(stream::pending()))
+    stop: &Latch,
+    total: Sender<u64>,
+) -> Result<u64, RuntimeHostError> {
+    let mut line = Vec::new();
+    let mut sent = 0u64;
+    let result = loop {
+        let read = future::or(
+            async { Some(read_line(&mut reader, &mut line, MAX_ENVELOPE_BYTES + 1).await) },
+            async {
+                stop.wait().await;
+                None
+            },
         );
-        let (mut written, mut total) = (0u64, None);
-        while total != Some(written) {
-            // Flush only when nothing else is ready, so a burst costs one write.
-            let event = match future::poll_once(events.next()).await {
-                Some(event) => event,
-                None => {
-                    writer
-                        .flush()
-                        .await
-                        .map_err(io("writing standard output"))?;
-                    events.next().await
+        match read.await {
+            None | Some(Ok(false)) => break Ok(sent),
+            Some(Err(error)) => {
+                break Err(ErrorKind::Io {
+                    doing: "reading standard input",
+                    source: error,
                 }
-            };
-            match event {
-                Some(Event::Response(mut bytes)) => {
-                    bytes.push(b'\n');
-                    writer
-                        .write_all(&bytes)
-                        .await
-                        .map_err(io("writing standard output"))?;
-                    written += 1;
-                }
-                Some(Event::Total(sent)) => total = Some(sent),
-                None => break,
+                .into());
             }
+            Some(Ok(true)) => {}
         }
-        writer
-            .flush()
+        if let Err(error) = host
+            .bus()
+            .publish(host.input_topic(), std::mem::take(&mut line))
             .await
-            .map_err(io("writing standard output"))?;
-        drop(stop_tx);
-        Ok(written)
+        {
+            break Err(error.into());
+        }
+        sent += 1;
     };
-
-    let hosting = host.run(inputs, async {
-        let _ = stop_rx.recv().await;
-    });
-    let (_, (written, _)) = future::try_zip(feed, future::try_zip(drain, hosting)).await?;
-    Ok(written)
+    host.bus().close_topic(host.input_topic());
+    // The receiver lives as long as `write`; if it is gone, nobody needs the count.
+    let _ = total.send(sent).await;
+    result
 }
 
-fn io(doing: &'static str) -> impl Fn(io::Error) -> RuntimeHostError {
-    move |source| ErrorKind::Io { doing, source }.into()
+/// Writes each response from `responses` as one line to `writer`, until as many as
+/// `total` announces have been written. Returns how many were written.
+///
+/// Output is flushed as soon as no response is waiting and the host is idle (`busy`
+/// says whether more responses are on their way); while it is busy, at most
+/// [`FLUSH_DELAY`] later. A burst of input so costs a few large writes, and a lone
+/// request is answered at once.
+pub async fn write<W: AsyncWrite + Unpin>(
+    responses: Subscription,
+    total: Receiver<u64>,
+    mut writer: W,
+    busy: impl Fn() -> bool,
+) -> Result<u64, RuntimeHostError> {
+    enum Event {
+        Response(Vec<u8>),
+        Total(u64),
+    }
+    let failed = |source| {
+        RuntimeHostError::from(ErrorKind::Io {
+            doing: "writing standard output",
+            source,
+        })
+    };
+    let mut events = pin!(
+        responses
+            .map(Event::Response)
+            .or(total.map(Event::Total).chain(stream::pending()))
+    );
+    let (mut written, mut expected) = (0u64, None);
+    // Armed at the first response left unflushed, so that a burst costs one timer.
+    let mut flush_by: Option<smol::Timer> = None;
+    while expected != Some(written) {
+        let event = match future::poll_once(events.next()).await {
+            Some(event) => event,
+            None if busy() => {
+                let timer = flush_by.get_or_insert_with(|| smol::Timer::after(FLUSH_DELAY));
+                let soon = future::or(async { Some(events.next().await) }, async {
+                    timer.await;
+                    None
+                });
+                match soon.await {
+                    Some(event) => event,
+                    None => {
+                        flush_by = None;
+                        writer.flush().await.map_err(failed)?;
+                        events.next().await
+                    }
+                }
+            }
+            None => {
+                flush_by = None;
+                writer.flush().await.map_err(failed)?;
+                events.next().await
+            }
+        };
+        match event {
+            Some(Event::Response(mut bytes)) => {
+                bytes.push(b'\n');
+                writer.write_all(&bytes).await.map_err(failed)?;
+                written += 1;
+            }
+            Some(Event::Total(sent)) => expected = Some(sent),
+            None => break,
+        }
+    }
+    writer.flush().await.map_err(failed)?;
+    Ok(written)
 }
 
 /// Reads the next line, without its `\n` or `\r\n`, into `line`, keeping at most `keep`

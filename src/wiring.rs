@@ -74,11 +74,13 @@ pub fn build_bus(kind: BusKind) -> Arc<dyn EventBus> {
 }
 
 /// Builds the host `contract` describes, as `profile`'s binary allows: handlers
-/// registered (not yet initialised), nodes checked against them, bus created.
+/// registered (not yet initialised), nodes checked against them, bus created; at most
+/// `max_in_flight` requests handled at once.
 pub fn build_host(
     contract: &RuntimeHostContract,
     profile: Profile,
     stamp: Stamp,
+    max_in_flight: usize,
 ) -> Result<RuntimeHost, RuntimeHostError> {
     check_profile(contract, profile)?;
     let mut runtime = NodeRuntime::new(stamp);
@@ -97,6 +99,7 @@ pub fn build_host(
         build_bus(contract.event_bus),
         contract.input_topic(),
         contract.output_topic(),
+        max_in_flight,
     ))
 }
 

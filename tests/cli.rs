@@ -105,14 +105,14 @@ fn start_up_logs_follow_the_specification() {
     let run = serve_stdin(DEVELOPMENT, fixture.root(), "runtime/dev.yaml", b"");
     assert_eq!(run.status, Some(0), "{}", run.stderr);
     let expected = [
-        "[INFO] Runtime host initializing...",
-        "[INFO] Loading contract: runtime/dev.yaml",
-        "[INFO] Registering handler: LocalHandler",
-        "[INFO] Loading node: echo_node",
-        "[INFO] Loading node: upper_node",
-        "[INFO] Starting event bus: inmemory",
-        "[INFO] Runtime host 'dev_host' ready. Listening on topic: onex.dev_host.cmd.v1",
-        "[INFO] Shutting down handler: LocalHandler",
+        "INFO  Runtime host initializing...",
+        "INFO  Loading contract: runtime/dev.yaml",
+        "INFO  Registering handler: LocalHandler",
+        "INFO  Loading node: echo_node",
+        "INFO  Loading node: upper_node",
+        "INFO  Starting event bus: inmemory",
+        "INFO  Runtime host 'dev_host' ready. Listening on topic: onex.dev_host.cmd.v1",
+        "INFO  Shutting down handler: LocalHandler",
     ];
     let mut rest = run.stderr.as_str();
     for line in expected {
@@ -220,7 +220,7 @@ fn log_level_error_silences_information() {
     assert_eq!(run.status, Some(0));
     assert_eq!(run.lines().len(), 1);
     assert!(
-        !run.stderr.contains("[INFO]") && !run.stderr.contains("[WARN]"),
+        !run.stderr.contains(" INFO ") && !run.stderr.contains(" WARN "),
         "{}",
         run.stderr
     );

@@ -12,6 +12,7 @@ use onex_host::envelope::{Envelope, Payload, Stamp};
 use onex_host::handler::{Description, Handler, HandlerError, HandlerRequest, HandlerType};
 use onex_host::health::HealthReport;
 use onex_host::host::RuntimeHost;
+use onex_host::latch::Latch;
 use onex_host::runtime::NodeRuntime;
 use onex_host::wiring;
 use serde_json::json;
@@ -146,6 +147,7 @@ fn counting_host(fail_second: bool) -> (RuntimeHost, Arc<Counts>, Arc<Counts>) {
         bus,
         Topic::new("in"),
         Topic::new("out"),
+        1,
     );
     (host, first, second)
 }
@@ -186,7 +188,7 @@ fn a_closed_output_topic_stops_the_host_with_an_event_bus_error() {
             .await
             .expect("publishes");
         host.bus().close();
-        host.run(inputs, future::pending())
+        host.consume(inputs, &Latch::new())
             .await
             .expect_err("the response cannot be published")
     });
@@ -201,4 +203,26 @@ fn the_runtime_refuses_a_second_handler_of_a_type() {
     runtime.register_handler(local()).expect("first");
     let error = runtime.register_handler(local()).expect_err("second");
     assert_eq!(error.code().as_str(), "PROTOCOL_CONFIGURATION_ERROR");
+}
+
+#[test]
+fn readiness_follows_the_host_from_starting_to_ready_to_draining() {
+    let fixture = dev_host();
+    let host = host::build(&fixture, "runtime/dev.yaml", 0);
+    let before = within(5, host.readiness());
+    assert_eq!((before.ready, before.state), (false, "starting"));
+    let inputs = within(5, host.start()).expect("starts");
+    let ready = within(5, host.readiness());
+    assert_eq!((ready.ready, ready.state), (true, "ready"));
+    host.begin_drain();
+    let draining = within(5, host.readiness());
+    assert_eq!((draining.ready, draining.state), (false, "draining"));
+    drop(inputs);
+    within(5, host.shutdown());
+    within(5, host.shutdown());
+    let stopped = within(5, host.readiness());
+    assert!(
+        !stopped.ready,
+        "a stopped host is not ready: its bus is closed"
+    );
 }

@@ -3,6 +3,7 @@
 
 #![allow(dead_code)]
 
+pub mod daemon;
 pub mod fixture;
 pub mod host;
 pub mod http_server;

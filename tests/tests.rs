@@ -4,6 +4,7 @@
 
 mod support;
 
+mod api;
 mod architecture;
 mod cli;
 mod contracts;
@@ -12,3 +13,4 @@ mod handler_contracts;
 mod host;
 mod http;
 mod routing;
+mod shutdown;

@@ -39,11 +39,6 @@ impl InMemoryEventBus {
         }
     }
 
-    /// The number of messages waiting on `topic`.
-    pub fn depth(&self, topic: &Topic) -> usize {
-        self.lock().topics.get(topic).map_or(0, |(tx, _)| tx.len())
-    }
-
     fn lock(&self) -> std::sync::MutexGuard<'_, State> {
         // A panic while holding this lock cannot leave the map half-updated.
         self.state
@@ -112,6 +107,16 @@ impl EventBus for InMemoryEventBus {
         Box::pin(async move { report })
     }
 
+    fn close_topic(&self, topic: &Topic) {
+        if let Some((tx, _)) = self.channel(topic) {
+            tx.close();
+        }
+    }
+
+    fn depth(&self, topic: &Topic) -> Option<usize> {
+        Some(self.lock().topics.get(topic).map_or(0, |(tx, _)| tx.len()))
+    }
+
     fn close(&self) {
         let mut state = self.lock();
         state.closed = true;
@@ -152,7 +157,7 @@ mod tests {
             let mut sub = bus.subscribe(&topic).unwrap();
             bus.publish(&topic, vec![1]).await.unwrap();
             bus.publish(&topic, vec![2]).await.unwrap();
-            assert_eq!(bus.depth(&topic), 2);
+            assert_eq!(bus.depth(&topic), Some(2));
 
             let mut third = bus.publish(&topic, vec![3]);
             assert!(
@@ -177,8 +182,23 @@ mod tests {
             assert_eq!(sub.next().await, Some(vec![1]));
             assert_eq!(sub.next().await, None);
             let error = bus.publish(&topic, vec![2]).await.unwrap_err();
-            assert_eq!(error.to_string(), "publishing to topic 't' on a closed bus");
+            assert_eq!(error.to_string(), "topic 't' is closed");
             assert!(!bus.health_check().await.healthy);
+        });
+    }
+
+    #[test]
+    fn closing_one_topic_leaves_the_others_open() {
+        future::block_on(async {
+            let bus = InMemoryEventBus::new(4);
+            let (a, b) = (Topic::new("a"), Topic::new("b"));
+            let mut sub_a = bus.subscribe(&a).unwrap();
+            bus.publish(&a, vec![1]).await.unwrap();
+            bus.close_topic(&a);
+            assert!(bus.publish(&a, vec![2]).await.is_err());
+            bus.publish(&b, vec![3]).await.unwrap();
+            assert_eq!(sub_a.next().await, Some(vec![1]));
+            assert_eq!(sub_a.next().await, None);
         });
     }
 

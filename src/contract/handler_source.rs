@@ -14,7 +14,7 @@ use serde_saphyr::Spanned;
 use super::error::{ContractError, Problems};
 use super::names::{check_required, check_schema_version, handler_type};
 use super::yaml::{self, line_of};
-use crate::envelope::parse::operation_domain;
+use crate::envelope::operation_domain;
 use crate::handler::Description;
 
 /// The file name a handler contract has.

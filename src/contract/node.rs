@@ -13,10 +13,11 @@ use serde::Deserialize;
 use serde_saphyr::Spanned;
 
 use super::error::{ContractError, Problems};
+use super::model::Model;
 use super::names::{check_required, check_schema_version, check_slug, handler_type};
 use super::target::HttpTarget;
 use super::yaml::{self, line_of};
-use crate::envelope::parse::operation_domain;
+use crate::envelope::operation_domain;
 use crate::handler::HandlerType;
 
 /// The kinds of node a contract may declare (the `_GENERIC` variants).
@@ -54,31 +55,6 @@ impl NodeType {
     fn from_name(name: &str) -> Option<NodeType> {
         Self::ALL.into_iter().find(|t| t.as_str() == name)
     }
-}
-
-/// A node's input or output model: documentation of its payload's fields.
-#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct Model {
-    /// The model's name.
-    pub name: String,
-    /// Its fields.
-    #[serde(default)]
-    pub fields: Vec<ModelField>,
-}
-
-/// One field of a [`Model`].
-#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct ModelField {
-    /// The field's name.
-    pub name: String,
-    /// Its type, as free text (`string`, `list[OrderItem]`, …).
-    #[serde(rename = "type")]
-    pub field_type: String,
-    /// Whether the field must be present.
-    #[serde(default)]
-    pub required: bool,
 }
 
 /// One entry of `io_operations`: operations of one handler type, optionally confined.
@@ -196,71 +172,6 @@ impl NodeContract {
             io_operations,
             dependencies: raw.dependencies,
         })
-    }
-
-    /// Loads and validates the node contract at `path`.
-    pub fn load(path: &Path) -> Result<NodeContract, ContractError> {
-        Self::parse(&yaml::read(path)?, path)
-    }
-
-    /// Loads every node contract (`*.yaml`, `*.yml`) directly in `dir`, in name order,
-    /// reporting the problems of every file; names must be unique.
-    pub fn load_all(dir: &Path) -> Result<Vec<NodeContract>, ContractError> {
-        let mut files: Vec<PathBuf> = match std::fs::read_dir(dir) {
-            Ok(entries) => entries
-                .filter_map(Result::ok)
-                .map(|entry| entry.path())
-                .filter(|path| {
-                    path.is_file()
-                        && path
-                            .extension()
-                            .is_some_and(|ext| ext == "yaml" || ext == "yml")
-                })
-                .collect(),
-            Err(error) => {
-                let mut problems = Problems::new(dir);
-                problems.add(
-                    None,
-                    format!("cannot list the directory: {error}"),
-                    "load_all reads every .yaml file directly inside one directory",
-                    "check the directory path and its permissions",
-                );
-                return problems.finish(Vec::new());
-            }
-        };
-        files.sort();
-        let mut contracts = Vec::new();
-        let mut failure: Option<ContractError> = None;
-        for file in &files {
-            match Self::load(file) {
-                Ok(contract) => contracts.push(contract),
-                Err(error) => match &mut failure {
-                    Some(all) => all.merge(error),
-                    None => failure = Some(error),
-                },
-            }
-        }
-        let mut seen = HashSet::new();
-        for contract in &contracts {
-            if !seen.insert(contract.name.as_str()) {
-                let mut problems = Problems::new(&contract.path);
-                problems.add(
-                    None,
-                    format!("a second node contract named '{}'", contract.name),
-                    "node names are slugs and must be unique",
-                    "rename one of the nodes",
-                );
-                let error = ContractError::new(problems.take());
-                match &mut failure {
-                    Some(all) => all.merge(error),
-                    None => failure = Some(error),
-                }
-            }
-        }
-        match failure {
-            Some(error) => Err(error),
-            None => Ok(contracts),
-        }
     }
 
     /// The entries that allow `operation`.

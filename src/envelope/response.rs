@@ -33,20 +33,28 @@ pub struct RequestContext {
 }
 
 impl RequestContext {
-    /// The context of `request`, dropping its payload.
-    pub fn of(request: Envelope) -> RequestContext {
-        Self::split(request).0
+    /// The context of `request`, copied (its payload is not).
+    pub fn of(request: &Envelope) -> RequestContext {
+        RequestContext {
+            envelope_id: Some(request.envelope_id),
+            correlation_id: request.correlation_id,
+            source_node: request.source_node.clone(),
+            target_node: request.target_node.clone(),
+            handler_type: Self::handler_type_of(
+                request.handler_type.as_deref(),
+                request.operation.as_deref(),
+            ),
+            operation: request.operation.clone(),
+            metadata: request.metadata.clone(),
+        }
     }
 
     /// Splits `request` into its context and its payload, without copying either.
     pub fn split(request: Envelope) -> (RequestContext, Option<Payload>) {
-        let handler_type = request.handler_type.or_else(|| {
-            request
-                .operation
-                .as_deref()
-                .and_then(super::parse::operation_domain)
-                .map(str::to_owned)
-        });
+        let handler_type = Self::handler_type_of(
+            request.handler_type.as_deref(),
+            request.operation.as_deref(),
+        );
         let context = RequestContext {
             envelope_id: Some(request.envelope_id),
             correlation_id: request.correlation_id,
@@ -57,6 +65,13 @@ impl RequestContext {
             metadata: request.metadata,
         };
         (context, request.payload)
+    }
+
+    /// The handler type a request asks for: given, or its operation's first part.
+    fn handler_type_of(given: Option<&str>, operation: Option<&str>) -> Option<String> {
+        given
+            .or_else(|| operation.and_then(super::operation_domain))
+            .map(str::to_owned)
     }
 
     /// The context an error about this request carries.
@@ -157,7 +172,7 @@ mod tests {
         let stamp = Stamp::deterministic(0);
         let request = Envelope::request(&stamp, "ghost", "local.echo", Some(Payload::new()));
         let correlation = request.correlation_id;
-        let context = RequestContext::of(request);
+        let context = RequestContext::of(&request);
         let error = RuntimeHostError::new(
             ErrorKind::NodeNotFound {
                 node: "ghost".into(),

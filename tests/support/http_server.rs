@@ -6,7 +6,7 @@
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Condvar, Mutex};
 use std::thread;
 
 /// One request as the server read it.
@@ -185,4 +185,47 @@ fn read_request(reader: &mut BufReader<TcpStream>) -> Option<Received> {
         headers,
         body,
     })
+}
+
+/// Holds requests until opened, counting how many wait at once.
+#[derive(Default)]
+pub struct Gate {
+    open: Mutex<bool>,
+    opened: Condvar,
+    waiting: AtomicUsize,
+    most_waiting: AtomicUsize,
+}
+
+impl Gate {
+    /// A closed gate.
+    pub fn new() -> Arc<Gate> {
+        Arc::new(Gate::default())
+    }
+
+    /// Blocks the calling server thread until the gate opens.
+    pub fn pass(&self) {
+        let now = self.waiting.fetch_add(1, Ordering::SeqCst) + 1;
+        self.most_waiting.fetch_max(now, Ordering::SeqCst);
+        let mut open = self.open.lock().expect("the gate");
+        while !*open {
+            open = self.opened.wait(open).expect("the gate");
+        }
+        self.waiting.fetch_sub(1, Ordering::SeqCst);
+    }
+
+    /// Lets every waiting and later request through.
+    pub fn open(&self) {
+        *self.open.lock().expect("the gate") = true;
+        self.opened.notify_all();
+    }
+
+    /// How many requests wait now.
+    pub fn waiting(&self) -> usize {
+        self.waiting.load(Ordering::SeqCst)
+    }
+
+    /// The most requests that ever waited at once.
+    pub fn most_waiting(&self) -> usize {
+        self.most_waiting.load(Ordering::SeqCst)
+    }
 }

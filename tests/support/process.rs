@@ -2,7 +2,7 @@
 
 use std::io::Write;
 use std::path::Path;
-use std::process::{Command, Output, Stdio};
+use std::process::{Child, Command, Output, Stdio};
 use std::sync::mpsc;
 use std::time::Duration;
 
@@ -38,7 +38,7 @@ impl Run {
     pub fn warnings(&self) -> Vec<&str> {
         self.stderr
             .lines()
-            .filter(|line| line.contains("[WARN]"))
+            .filter(|line| line.contains(" WARN "))
             .collect()
     }
 }
@@ -53,9 +53,10 @@ pub fn serve_stdin(binary: &str, dir: &Path, contract: &str, input: &[u8]) -> Ru
     run(binary, &["--stdin", contract], dir, input, &[])
 }
 
-/// Runs `binary` with `args` in `dir`, feeding `stdin`; kills it after 60 s.
-pub fn run(binary: &str, args: &[&str], dir: &Path, stdin: &[u8], env: &[(&str, &str)]) -> Run {
-    let mut child = Command::new(binary)
+/// Starts `binary` with `args` in `dir`, all three standard streams piped, with `env` and
+/// without the caller's `ENVIRONMENT`.
+pub fn spawn(binary: &str, args: &[&str], dir: &Path, env: &[(&str, &str)]) -> Child {
+    Command::new(binary)
         .args(args)
         .current_dir(dir)
         .env_remove("ENVIRONMENT")
@@ -64,7 +65,12 @@ pub fn run(binary: &str, args: &[&str], dir: &Path, stdin: &[u8], env: &[(&str, 
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
-        .expect("the binary starts");
+        .expect("the binary starts")
+}
+
+/// Runs `binary` with `args` in `dir`, feeding `stdin`; kills it after 60 s.
+pub fn run(binary: &str, args: &[&str], dir: &Path, stdin: &[u8], env: &[(&str, &str)]) -> Run {
+    let mut child = spawn(binary, args, dir, env);
     let mut input = child.stdin.take().expect("stdin");
     let stdin = stdin.to_vec();
     // Feed from a thread: a host that answers as it reads would otherwise deadlock on a full pipe.

@@ -1,0 +1,27 @@
+//! Why a request is not a routable envelope.
+
+/// Why a request is not a routable envelope.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum EnvelopeError {
+    /// The bytes are not JSON at all.
+    #[error("not valid JSON: {0}")]
+    Syntax(String),
+    /// The JSON has a field of the wrong type, an unknown field, or is not an object.
+    #[error("{0}")]
+    Shape(String),
+    /// Required fields are absent (all of them are listed).
+    #[error("missing required fields: {}", .0.join(", "))]
+    Missing(Vec<&'static str>),
+    /// The message is larger than the host accepts.
+    #[error("the envelope is larger than the limit of {0} bytes")]
+    TooLarge(usize),
+    /// A field is present but its value is not acceptable.
+    #[error("{field}: {reason}")]
+    Invalid {
+        /// The offending field.
+        field: &'static str,
+        /// Why it is refused and what is expected instead.
+        reason: String,
+    },
+}

@@ -1,0 +1,106 @@
+//! Routing step 1 of INTERFACE.md: is this envelope a routable request, and where does it go?
+//!
+//! The required fields are there, the operation is dotted lowercase, and the handler type
+//! (given, or the operation's first part) agrees with it.
+
+use super::{Envelope, EnvelopeError};
+
+/// Where a valid request goes: borrowed from the envelope, checked by [`Envelope::target`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RequestTarget<'a> {
+    /// The target node's slug.
+    pub node: &'a str,
+    /// The handler type: `handler_type`, or the operation's part before the first dot.
+    pub handler_type: &'a str,
+    /// The full dotted operation, e.g. `http.get`.
+    pub operation: &'a str,
+}
+
+impl Envelope {
+    /// Checks that this envelope is a routable request and says where it goes.
+    pub fn target(&self) -> Result<RequestTarget<'_>, EnvelopeError> {
+        if self.is_response || self.success.is_some() || self.error.is_some() {
+            return Err(EnvelopeError::Invalid {
+                field: "is_response",
+                reason:
+                    "a response (is_response, success or error set) cannot be sent as a request"
+                        .into(),
+            });
+        }
+        let (node, operation) = match (&self.target_node, &self.operation) {
+            (Some(node), Some(operation)) => (node.as_str(), operation.as_str()),
+            (node, operation) => {
+                let mut missing = Vec::new();
+                if node.is_none() {
+                    missing.push("target_node");
+                }
+                if operation.is_none() {
+                    missing.push("operation");
+                }
+                return Err(EnvelopeError::Missing(missing));
+            }
+        };
+        let domain = operation_domain(operation).ok_or_else(|| EnvelopeError::Invalid {
+            field: "operation",
+            reason: format!(
+                "'{operation}' is not a dotted lowercase operation like 'http.get' or 'db.query'"
+            ),
+        })?;
+        if let Some(given) = self.handler_type.as_deref() {
+            if given != domain {
+                return Err(EnvelopeError::Invalid {
+                    field: "handler_type",
+                    reason: format!(
+                        "'{given}' disagrees with operation '{operation}'; omit handler_type or set it to '{domain}'"
+                    ),
+                });
+            }
+        }
+        Ok(RequestTarget {
+            node,
+            handler_type: domain,
+            operation,
+        })
+    }
+}
+
+/// The part of a `{domain}.{action}` operation before the first dot, if well formed.
+///
+/// Well formed: two or more parts, each a lowercase letter followed by lowercase letters,
+/// digits or underscores.
+pub fn operation_domain(operation: &str) -> Option<&str> {
+    let mut parts = operation.split('.');
+    let domain = parts.next()?;
+    let mut count = 0;
+    for part in std::iter::once(domain).chain(parts) {
+        let mut chars = part.chars();
+        let starts_lower = chars.next().is_some_and(|c| c.is_ascii_lowercase());
+        let rest_ok = chars.all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_');
+        if !(starts_lower && rest_ok) {
+            return None;
+        }
+        count += 1;
+    }
+    (count >= 2).then_some(domain)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn operation_must_be_dotted_lowercase() {
+        for bad in [
+            "HTTP_GET",
+            "dbQuery",
+            "http-post",
+            "DB.EXECUTE",
+            "echo",
+            "local.",
+            ".x",
+        ] {
+            assert_eq!(operation_domain(bad), None, "{bad}");
+        }
+        assert_eq!(operation_domain("graph.get_neighbors"), Some("graph"));
+    }
+}

@@ -1,0 +1,113 @@
+//! What the host says about itself: readiness, per-handler health, and the wiring.
+
+use std::fmt::Write as _;
+
+use serde::Serialize;
+use serde_json::{Value, json};
+
+use super::{HostState, RuntimeHost};
+use crate::wiring::handler_name;
+
+/// Whether the host can take requests, and why not.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Readiness {
+    /// Ready: started, not draining, the bus and every handler healthy.
+    pub ready: bool,
+    /// The host's state (`starting`, `ready`, `draining`).
+    pub state: &'static str,
+    /// Each component's health: `bus` and each handler type.
+    pub components: serde_json::Map<String, Value>,
+}
+
+impl RuntimeHost {
+    /// Readiness, checking the bus and every handler now.
+    pub async fn readiness(&self) -> Readiness {
+        let state = self.state();
+        let mut components = serde_json::Map::new();
+        let bus = self.bus.health_check().await;
+        let mut healthy = bus.healthy;
+        components.insert("bus".into(), Value::Bool(bus.healthy));
+        for handler in self.runtime.handlers() {
+            let report = handler.health_check().await;
+            healthy &= report.healthy;
+            components.insert(
+                handler.handler_type().to_string(),
+                Value::Bool(report.healthy),
+            );
+        }
+        Readiness {
+            ready: healthy && state == HostState::Ready,
+            state: state.as_str(),
+            components,
+        }
+    }
+
+    /// Each handler's health and description, and the bus's health, as JSON.
+    pub async fn handlers_report(&self) -> Value {
+        let mut handlers = Vec::new();
+        for handler in self.runtime.handlers() {
+            let health = handler.health_check().await;
+            handlers.push(json!({
+                "handler_type": handler.handler_type(),
+                "state": if health.healthy { "healthy" } else { "unhealthy" },
+                "health": health,
+                "describe": handler.describe(),
+            }));
+        }
+        if let Some(depth) = self.bus.depth(&self.input) {
+            self.metrics.set_queue_depth(self.input.as_str(), depth);
+        }
+        json!({
+            "runtime": self.name,
+            "state": self.state().as_str(),
+            "handlers": handlers,
+            "bus": self.bus.health_check().await,
+        })
+    }
+
+    /// The metrics text, with the bus queue depths read now.
+    pub fn metrics_text(&self) -> String {
+        for topic in [&self.input, &self.output] {
+            if let Some(depth) = self.bus.depth(topic) {
+                self.metrics.set_queue_depth(topic.as_str(), depth);
+            }
+        }
+        self.metrics.encode()
+    }
+
+    /// What this host wires, for `--dry-run`: handlers, nodes, bus and topics.
+    pub fn wiring_summary(&self) -> String {
+        let mut out = String::new();
+        let _ = writeln!(out, "runtime: {}", self.name);
+        let _ = writeln!(out, "event bus: {}", self.bus.kind());
+        let _ = writeln!(out, "  input topic:  {}", self.input);
+        let _ = writeln!(out, "  output topic: {}", self.output);
+        let _ = writeln!(out, "handlers:");
+        for handler in self.runtime.handlers() {
+            let _ = writeln!(
+                out,
+                "  {} ({}): {}",
+                handler.handler_type(),
+                handler_name(handler.handler_type()),
+                handler.describe().supported_operations.join(", ")
+            );
+        }
+        let _ = writeln!(out, "nodes:");
+        for node in self.runtime.nodes() {
+            let _ = writeln!(out, "  {} ({})", node.slug(), node.node_type().as_str());
+            for entry in &node.contract().io_operations {
+                let target = entry
+                    .target
+                    .as_ref()
+                    .map_or(String::new(), |t| format!(" -> {t}"));
+                let _ = writeln!(
+                    out,
+                    "    {}: {}{target}",
+                    entry.handler_type,
+                    entry.operations.join(", ")
+                );
+            }
+        }
+        out
+    }
+}
