@@ -301,6 +301,14 @@ impl RuntimeHost {
 
 /// One line per answered envelope, with its ids: successes at debug level, failures at info.
 fn log_outcome(response: &Envelope) {
+    let level = if response.error.is_some() {
+        log::Level::Info
+    } else {
+        log::Level::Debug
+    };
+    if !log::log_enabled!(level) {
+        return;
+    }
     let correlation_id = response.correlation_id.to_string();
     let envelope_id = response
         .causation_id

@@ -136,9 +136,8 @@ impl NodeRuntime {
                 context.error_context(),
             );
             log::debug!(
-                "correlation_id={}: {}",
-                context.correlation_id,
-                error.full_chain()
+                correlation_id:% = context.correlation_id;
+                "handler failed: {}", error.full_chain()
             );
             error
         })

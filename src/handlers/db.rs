@@ -179,7 +179,8 @@ impl Handler for HandlerDb {
             }
             for pattern in scan.suspicious {
                 log::warn!(
-                    "correlation_id={correlation_id}: suspicious SQL pattern {pattern} in a db request; it runs parameterised, but check where this SQL comes from"
+                    correlation_id:% = correlation_id, handler_type = "db";
+                    "suspicious SQL pattern {pattern} in a db request; it runs parameterised, but check where this SQL comes from"
                 );
             }
             pool.run(op, sql, parameters).await.map(Some)
