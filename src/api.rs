@@ -111,22 +111,29 @@ async fn accept(
         let draining = draining.clone();
         executor
             .spawn(async move {
-                // Connections opened while draining serve one request (a probe) and close.
+                // Opened while draining: serve one request (a probe, say), then close.
+                let draining_already = draining.is_set();
                 let connection = hyper::server::conn::http1::Builder::new()
                     .timer(SmolTimer::new())
                     .header_read_timeout(HEADER_TIMEOUT)
-                    .keep_alive(!draining.is_set())
+                    .keep_alive(!draining_already)
                     .serve_connection(FuturesIo::new(stream), service);
                 let mut connection = pin!(connection);
-                let ended = future::or(async { Some(connection.as_mut().await) }, async {
-                    draining.wait().await;
-                    None
-                });
-                let result = match ended.await {
-                    Some(result) => result,
-                    None => {
-                        connection.as_mut().graceful_shutdown();
-                        connection.await
+                let result = if draining_already {
+                    connection.await
+                } else {
+                    // Opened before: once draining starts, finish the request in progress
+                    // and close instead of waiting for the next.
+                    let ended = future::or(async { Some(connection.as_mut().await) }, async {
+                        draining.wait().await;
+                        None
+                    });
+                    match ended.await {
+                        Some(result) => result,
+                        None => {
+                            connection.as_mut().graceful_shutdown();
+                            connection.await
+                        }
                     }
                 };
                 if let Err(error) = result {

@@ -18,7 +18,8 @@ pub struct Daemon {
 
 impl Daemon {
     /// Starts `binary` with `args` in `dir`; if `args` has `--listen`, waits until the API
-    /// listens (the address is read from the log, so `127.0.0.1:0` works).
+    /// listens (the address is read from the log, so `127.0.0.1:0` works) and the host is
+    /// ready.
     pub fn start(binary: &str, args: &[&str], dir: &Path, env: &[(&str, &str)]) -> Daemon {
         let mut child = super::process::spawn(binary, args, dir, env);
         let (stdout, stderr) = (

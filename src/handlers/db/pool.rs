@@ -160,14 +160,22 @@ impl Worker {
         let lost = self.lost.load(Ordering::Acquire);
         let stale = self.connection.as_mut().is_some_and(|c| {
             c.client.is_closed()
-                || (c.checked < lost && c.client.is_valid(Duration::from_secs(2)).is_err())
+                || (c.checked < lost && c.client.is_valid(VALIDATION_TIMEOUT).is_err())
         });
         if stale {
             self.connection = None;
         }
+        let reused = self.connection.is_some();
         let connection = match &mut self.connection {
             Some(connection) => connection,
-            None => self.connection.insert(Connection::open(&self.config)?),
+            None => match Connection::open(&self.config) {
+                Ok(connection) => self.connection.insert(connection),
+                Err(error) => {
+                    // The server is unreachable: every open connection is suspect.
+                    self.lost.fetch_add(1, Ordering::AcqRel);
+                    return Err(error);
+                }
+            },
         };
         connection.checked = lost;
         let result = connection.run(job);
@@ -178,6 +186,11 @@ impl Worker {
         if broken {
             self.connection = None;
             self.lost.fetch_add(1, Ordering::AcqRel);
+            // A health check that found a stale connection says nothing about the
+            // server: ask again on a fresh one (once; it has no side effects).
+            if job.op == Op::Ping && reused {
+                return self.run(job);
+            }
         }
         result
     }
