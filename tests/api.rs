@@ -154,7 +154,9 @@ fn readiness_is_503_while_a_handler_is_down() {
     assert_eq!(status, 503, "{body}");
     assert_eq!(
         json_of(&body),
-        json!({"ready": false, "state": "ready", "components": {"bus": true, "http": true, "db": false}})
+        json!({"ready": false, "state": "ready", "components": {"bus": true, "http": true, "db": false}}),
+        "{}",
+        daemon.stderr()
     );
     assert_eq!(http("GET", &daemon.url("/health/live"), vec![]).0, 200);
     let (_, _, body) = http("GET", &daemon.url("/health/handlers"), vec![]);

@@ -70,6 +70,8 @@ impl Daemon {
                     .expect("an address")
                     .to_owned(),
             );
+            let ready = " ready. Listening on topic";
+            daemon.wait_for(|d| d.stderr().contains(ready), "the host to be ready");
         }
         daemon
     }
