@@ -55,7 +55,8 @@ impl RuntimeHost {
         let ended = tasks
             .run(async {
                 let mut sequence = 0u64;
-                loop {
+                // A response that cannot be published stops the loop: nothing after it could be.
+                while lock(&lost).is_none() {
                     // Take input only when there is room, without holding the room while
                     // waiting: API requests share the slots.
                     if or_deadline(self.room(), deadline).await.is_none() {
