@@ -17,3 +17,16 @@ run:
 # Validate a contract without starting anything.
 validate contract="contracts/runtime/infra_runtime_host.yaml":
     cargo run --bin omnibase-runtime-host -- --dry-run {{contract}}
+
+# Build the fully static musl binary (needs: apt-get install musl-tools;
+# rustup target add x86_64-unknown-linux-musl).
+build-static:
+    cargo build --release --target x86_64-unknown-linux-musl --bin omnibase-runtime-host
+
+# Build the static binary and the image localhost/omnibase-runtime-host:0.1.0 (podman).
+image:
+    .ci/build-image
+
+# Build the container image and prove it under 128 MB and a quarter CPU (root, podman).
+image-test:
+    .ci/image-test

@@ -98,7 +98,7 @@ pub trait EventBus: Send + Sync {
 
     /// Publishes `envelope`, serialised as one line of JSON, to `topic`.
     fn publish_envelope(&self, envelope: &Envelope, topic: &Topic) -> Boxed<Result<(), BusError>> {
-        self.publish(topic, envelope.to_json().into_bytes())
+        self.publish(topic, envelope.to_json_bytes())
     }
 
     /// The stream of messages published to `topic`; several subscribers share them.

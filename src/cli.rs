@@ -18,7 +18,16 @@ pub enum Command {
     Help,
     /// Print the version.
     Version,
+    /// Probe a running host's liveness (for container health checks): exit 0 if `url`
+    /// answers 200.
+    Healthcheck {
+        /// The URL to probe.
+        url: String,
+    },
 }
+
+/// The URL `healthcheck` probes unless told otherwise.
+pub const DEFAULT_HEALTH_URL: &str = "http://127.0.0.1:8085/health/live";
 
 /// The options of a run.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -81,6 +90,7 @@ pub fn usage(binary: &str) -> String {
 Hosts ONEX nodes: loads a runtime-host contract and answers request envelopes.
 
 Usage: {binary} [OPTIONS] CONTRACT_PATH
+       {binary} healthcheck [URL]   (exit 0 if URL, default {health}, answers 200)
 
 Options:
   --stdin               read request envelopes from standard input, one JSON object
@@ -103,12 +113,24 @@ Options:
 Exit status: 0 clean run, 1 contract, configuration or start-up failure,
 2 command-line usage error.
 ",
-        version = env!("CARGO_PKG_VERSION")
+        version = env!("CARGO_PKG_VERSION"),
+        health = DEFAULT_HEALTH_URL
     )
 }
 
 /// Parses the arguments after the program name.
-pub fn parse(args: Vec<OsString>) -> Result<Command, UsageError> {
+pub fn parse(mut args: Vec<OsString>) -> Result<Command, UsageError> {
+    if args.first().is_some_and(|first| first == "healthcheck") {
+        args.remove(0);
+        let mut rest = args.into_iter();
+        let url = rest.next().map(|url| url.to_string_lossy().into_owned());
+        if let Some(extra) = rest.next() {
+            return Err(UsageError::Unexpected(extra.to_string_lossy().into_owned()));
+        }
+        return Ok(Command::Healthcheck {
+            url: url.unwrap_or_else(|| DEFAULT_HEALTH_URL.to_owned()),
+        });
+    }
     let mut args = pico_args::Arguments::from_vec(args);
     if args.contains(["-h", "--help"]) {
         return Ok(Command::Help);
@@ -252,6 +274,23 @@ mod tests {
             (8, Duration::from_secs(5))
         );
         assert_eq!(options.log_format, LogFormat::Json);
+    }
+
+    #[test]
+    fn healthcheck_takes_an_optional_url() {
+        assert_eq!(
+            parse_strs(&["healthcheck"]),
+            Ok(Command::Healthcheck {
+                url: DEFAULT_HEALTH_URL.into()
+            })
+        );
+        assert_eq!(
+            parse_strs(&["healthcheck", "http://127.0.0.1:9/health/live"]),
+            Ok(Command::Healthcheck {
+                url: "http://127.0.0.1:9/health/live".into()
+            })
+        );
+        assert!(parse_strs(&["healthcheck", "a", "b"]).is_err());
     }
 
     #[test]

@@ -111,9 +111,17 @@ impl Envelope {
 
     /// The envelope as one line of JSON.
     pub fn to_json(&self) -> String {
-        // An envelope holds only strings, numbers, booleans and JSON values with
-        // string keys: serde_json cannot fail on it.
-        serde_json::to_string(self).unwrap_or_default()
+        String::from_utf8(self.to_json_bytes()).unwrap_or_default()
+    }
+
+    /// The envelope as one line of JSON, in bytes.
+    pub fn to_json_bytes(&self) -> Vec<u8> {
+        // Most envelopes fit: growing from serde_json's default 128 bytes copied twice.
+        let mut json = Vec::with_capacity(512);
+        // An envelope holds only strings, numbers, booleans and JSON values with string
+        // keys, written to memory: serde_json cannot fail on it.
+        let _ = serde_json::to_writer(&mut json, self);
+        json
     }
 }
 

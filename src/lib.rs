@@ -45,6 +45,12 @@ pub mod serve;
 pub mod stdio;
 pub mod wiring;
 
+/// The static musl build allocates through mimalloc: musl's own allocator made the
+/// envelope path about half as fast as on glibc (measured in issue 5).
+#[cfg(target_env = "musl")]
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 pub use envelope::Envelope;
 pub use error::{ErrorCode, RuntimeHostError};
 pub use handler::{Handler, HandlerType};

@@ -243,3 +243,47 @@ fn metrics_count_exactly_what_was_sent() {
     daemon.signal("TERM");
     assert_eq!(daemon.exit().0, Some(0));
 }
+
+#[test]
+fn the_healthcheck_mode_probes_liveness_without_a_shell_or_curl() {
+    use crate::support::process::run;
+    let fixture = dev_host();
+    let daemon = Daemon::start(
+        DEVELOPMENT,
+        &["--listen", "127.0.0.1:0", "runtime/dev.yaml"],
+        fixture.root(),
+        &[],
+    );
+    let live = run(
+        PRODUCTION,
+        &["healthcheck", &daemon.url("/health/live")],
+        repo(),
+        b"",
+        &[],
+    );
+    assert_eq!(live.status, Some(0), "{}", live.stderr);
+    let missing = run(
+        PRODUCTION,
+        &["healthcheck", &daemon.url("/nope")],
+        repo(),
+        b"",
+        &[],
+    );
+    assert_eq!(missing.status, Some(1));
+    assert!(
+        missing.stderr.contains("answered 404"),
+        "{}",
+        missing.stderr
+    );
+    daemon.signal("TERM");
+    assert_eq!(daemon.exit().0, Some(0));
+    let down = run(
+        PRODUCTION,
+        &["healthcheck", "http://127.0.0.1:1/health/live"],
+        repo(),
+        b"",
+        &[],
+    );
+    assert_eq!(down.status, Some(1));
+    assert!(down.stderr.contains("failed to connect"), "{}", down.stderr);
+}

@@ -9,6 +9,7 @@ mod architecture;
 mod cli;
 mod contracts;
 mod db;
+mod deploy;
 mod handler_contracts;
 mod host;
 mod http;
