@@ -150,35 +150,13 @@ async fn respond(
     host: &RuntimeHost,
     deadline: &Latch,
 ) -> Response<Full<Bytes>> {
-    let allowed = match request.uri().path() {
-        "/v1/envelopes" => Method::POST,
-        "/health/live" | "/health/ready" | "/health/handlers" | "/metrics" => Method::GET,
-        _ => {
-            return json(
-                StatusCode::NOT_FOUND,
-                &serde_json::json!({"error": "no such route"}),
-            );
+    let path = request.uri().path().to_owned();
+    match (request.method(), path.as_str()) {
+        (&Method::POST, "/v1/envelopes") => envelope(request, host, deadline).await,
+        (&Method::GET, "/health/live") => {
+            json(StatusCode::OK, &serde_json::json!({"status": "live"}))
         }
-    };
-    if request.method() != allowed {
-        let mut response = json(
-            StatusCode::METHOD_NOT_ALLOWED,
-            &serde_json::json!({"error": "method not allowed"}),
-        );
-        let allow = if allowed == Method::POST {
-            "POST"
-        } else {
-            "GET"
-        };
-        response
-            .headers_mut()
-            .insert(ALLOW, HeaderValue::from_static(allow));
-        return response;
-    }
-    match request.uri().path() {
-        "/v1/envelopes" => envelope(request, host, deadline).await,
-        "/health/live" => json(StatusCode::OK, &serde_json::json!({"status": "live"})),
-        "/health/ready" => {
+        (&Method::GET, "/health/ready") => {
             let readiness = host.readiness().await;
             let status = if readiness.ready {
                 StatusCode::OK
@@ -187,8 +165,8 @@ async fn respond(
             };
             json(status, &readiness)
         }
-        "/health/handlers" => json(StatusCode::OK, &host.handlers_report().await),
-        _ => {
+        (&Method::GET, "/health/handlers") => json(StatusCode::OK, &host.handlers_report().await),
+        (&Method::GET, "/metrics") => {
             let mut response = Response::new(Full::new(Bytes::from(host.metrics_text())));
             let content_type = "application/openmetrics-text; version=1.0.0; charset=utf-8";
             response
@@ -196,7 +174,26 @@ async fn respond(
                 .insert(CONTENT_TYPE, HeaderValue::from_static(content_type));
             response
         }
+        (_, "/v1/envelopes") => method_not_allowed("POST"),
+        (_, "/health/live" | "/health/ready" | "/health/handlers" | "/metrics") => {
+            method_not_allowed("GET")
+        }
+        _ => json(
+            StatusCode::NOT_FOUND,
+            &serde_json::json!({"error": "no such route"}),
+        ),
     }
+}
+
+fn method_not_allowed(allow: &'static str) -> Response<Full<Bytes>> {
+    let mut response = json(
+        StatusCode::METHOD_NOT_ALLOWED,
+        &serde_json::json!({"error": "method not allowed"}),
+    );
+    response
+        .headers_mut()
+        .insert(ALLOW, HeaderValue::from_static(allow));
+    response
 }
 
 /// `POST /v1/envelopes`: one request in, its response out.
