@@ -30,3 +30,11 @@ image:
 # Build the container image and prove it under 128 MB and a quarter CPU (root, podman).
 image-test:
     .ci/image-test
+
+# The benchmark suite on the glibc build: figures beside their baselines (bench/suite.rs).
+bench *scenarios:
+    cargo bench --bench suite -- {{scenarios}}
+
+# The same on the static musl build users get in the image.
+bench-static *scenarios:
+    cargo bench --bench suite --target x86_64-unknown-linux-musl -- {{scenarios}}

@@ -1,0 +1,439 @@
+//! The scenarios, each returning its report rows.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::process::{Command, Stdio};
+use std::sync::Arc;
+use std::thread;
+use std::time::{Duration, Instant};
+
+use isahc::config::{Configurable, RedirectPolicy};
+use isahc::{HttpClient, Request};
+use onex_host::envelope::parse::parse_request;
+use onex_host::envelope::{RequestContext, Stamp};
+
+use crate::Row;
+use crate::http_server::{Reply, TestServer, response};
+use crate::measure::{
+    DEVELOPMENT, Listening, PRODUCTION, contract, median, quantile, requests, run_stdin,
+};
+use crate::postgres::PgCluster;
+
+fn rate(count: usize, elapsed: Duration) -> f64 {
+    count as f64 / elapsed.as_secs_f64()
+}
+
+fn thousands(value: f64) -> String {
+    let digits = format!("{:.0}", value);
+    let mut out = String::new();
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i) % 3 == 0 {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}
+
+/// a. No-I/O throughput and CPU per envelope through `--stdin`, beside serde alone.
+pub fn no_io(reps: usize) -> Vec<Row> {
+    const COUNT: usize = 200_000;
+    let dir = tempfile::tempdir().expect("a directory");
+    let contract = contract(
+        dir.path(),
+        "bench",
+        "local",
+        &["echo_node"],
+        &["local.echo"],
+    );
+    let text = requests(COUNT, &["echo_node"], "local.echo", |i| {
+        format!(r#"{{"n":{i},"s":"hello"}}"#)
+    });
+    let input = dir.path().join("requests.jsonl");
+    std::fs::write(&input, &text).expect("the requests");
+
+    let stamp = Stamp::system();
+    let (mut ceiling, mut host, mut cpu) = (Vec::new(), Vec::new(), Vec::new());
+    for _ in 0..reps {
+        let started = Instant::now();
+        let mut bytes = 0usize;
+        for line in text.lines() {
+            let request = parse_request(line.as_bytes(), &stamp).expect("a valid request");
+            let (context, payload) = RequestContext::split(request);
+            bytes += context.respond(Ok(payload), &stamp).to_json_bytes().len();
+        }
+        std::hint::black_box(bytes);
+        ceiling.push(rate(COUNT, started.elapsed()));
+
+        let run = run_stdin(
+            DEVELOPMENT,
+            &["--stdin", "--log-level", "warn", &contract],
+            dir.path(),
+            &input,
+            &[],
+        );
+        assert_eq!(run.responses, COUNT);
+        host.push(rate(COUNT, run.wall));
+        cpu.push(run.cpu.as_secs_f64() * 1e6 / COUNT as f64);
+    }
+    let (ceiling, host, cpu) = (median(&mut ceiling), median(&mut host), median(&mut cpu));
+    vec![
+        Row {
+            scenario: "a. no-I/O envelopes/s, --stdin, local.echo",
+            figure: format!("{} env/s", thousands(host)),
+            baseline: format!("serde only: {} env/s", thousands(ceiling)),
+            ratio: Some(host / ceiling),
+            target: ">= 60% of serde",
+            met: Some(host / ceiling >= 0.6),
+        },
+        Row {
+            scenario: "a. CPU per envelope",
+            figure: format!("{cpu:.2} µs"),
+            baseline: format!("serde only: {:.2} µs", 1e6 / ceiling),
+            ratio: None,
+            target: "<= 5 µs",
+            met: Some(cpu <= 5.0),
+        },
+    ]
+}
+
+/// b. Round trip of one envelope at a time through `--stdin`.
+pub fn latency(reps: usize) -> Vec<Row> {
+    const COUNT: usize = 20_000;
+    const WARM: usize = 2_000;
+    let dir = tempfile::tempdir().expect("a directory");
+    let contract = contract(
+        dir.path(),
+        "bench",
+        "local",
+        &["echo_node"],
+        &["local.echo"],
+    );
+    let text = requests(COUNT + WARM, &["echo_node"], "local.echo", |i| {
+        format!(r#"{{"n":{i}}}"#)
+    });
+    let (mut p50s, mut p99s) = (Vec::new(), Vec::new());
+    for _ in 0..reps {
+        let mut child = Command::new(DEVELOPMENT)
+            .args(["--stdin", "--log-level", "warn", &contract])
+            .current_dir(dir.path())
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("the host starts");
+        let mut input = child.stdin.take().expect("stdin");
+        let mut output = BufReader::new(child.stdout.take().expect("stdout"));
+        let mut answer = String::new();
+        let mut times = Vec::with_capacity(COUNT);
+        for (i, line) in text.lines().enumerate() {
+            let started = Instant::now();
+            input
+                .write_all(line.as_bytes())
+                .and_then(|()| input.write_all(b"\n"))
+                .expect("writes");
+            input.flush().expect("flushes");
+            answer.clear();
+            output.read_line(&mut answer).expect("a response");
+            if i >= WARM {
+                times.push(started.elapsed().as_secs_f64() * 1e6);
+            }
+        }
+        drop(input);
+        let _ = child.wait();
+        p50s.push(quantile(&mut times, 0.5));
+        p99s.push(quantile(&mut times, 0.99));
+    }
+    let (p50, p99) = (median(&mut p50s), median(&mut p99s));
+    vec![Row {
+        scenario: "b. latency, one in flight, --stdin",
+        figure: format!("p50 {p50:.0} µs, p99 {p99:.0} µs"),
+        baseline: String::new(),
+        ratio: None,
+        target: "p99 <= 50 µs",
+        met: Some(p99 <= 50.0),
+    }]
+}
+
+/// Reads a response's body to the end, as any client must.
+fn drain(mut response: isahc::Response<isahc::Body>) {
+    let mut sink = Vec::new();
+    let _ = response.body_mut().read_to_end(&mut sink);
+}
+
+fn ok_server() -> TestServer {
+    TestServer::start(|_| Reply::Send(response("200 OK", &[("Content-Type", "text/plain")], b"ok")))
+}
+
+fn raw_client() -> HttpClient {
+    HttpClient::builder()
+        .redirect_policy(RedirectPolicy::None)
+        .timeout(Duration::from_secs(30))
+        .build()
+        .expect("a client")
+}
+
+/// Runs `count` calls of `call` split over `threads` threads; returns calls per second.
+fn concurrently(count: usize, threads: usize, call: impl Fn(usize) + Send + Sync + 'static) -> f64 {
+    let call = Arc::new(call);
+    let started = Instant::now();
+    let workers: Vec<_> = (0..threads)
+        .map(|t| {
+            let call = Arc::clone(&call);
+            thread::spawn(move || (t..count).step_by(threads).for_each(|i| call(i)))
+        })
+        .collect();
+    workers
+        .into_iter()
+        .for_each(|w| w.join().expect("a worker"));
+    rate(count, started.elapsed())
+}
+
+/// c. HTTP handler throughput beside a raw isahc client, 1 and 8 in flight.
+pub fn http(reps: usize) -> Vec<Row> {
+    const COUNT: usize = 5_000;
+    let server = ok_server();
+    let dir = tempfile::tempdir().expect("a directory");
+    let contract = contract(dir.path(), "bench", "http", &["web"], &["http.get"]);
+    let url = server.url("/item");
+    let input = dir.path().join("requests.jsonl");
+    std::fs::write(
+        &input,
+        requests(COUNT, &["web"], "http.get", |i| {
+            format!(r#"{{"url":"{url}/{i}"}}"#)
+        }),
+    )
+    .expect("requests");
+    let mut rows = Vec::new();
+    for in_flight in [1usize, 8] {
+        let (mut host, mut raw) = (Vec::new(), Vec::new());
+        for _ in 0..reps {
+            let n = in_flight.to_string();
+            let run = run_stdin(
+                PRODUCTION,
+                &[
+                    "--stdin",
+                    "--max-in-flight",
+                    &n,
+                    "--log-level",
+                    "warn",
+                    &contract,
+                ],
+                dir.path(),
+                &input,
+                &[],
+            );
+            assert_eq!(run.responses, COUNT);
+            host.push(rate(COUNT, run.wall));
+            let (client, url) = (raw_client(), url.clone());
+            raw.push(concurrently(COUNT, in_flight, move |i| {
+                drain(client.get(format!("{url}/{i}")).expect("a response"));
+            }));
+        }
+        let (host, raw) = (median(&mut host), median(&mut raw));
+        rows.push(Row {
+            scenario: if in_flight == 1 {
+                "c. HTTP GET envelopes/s, 1 in flight"
+            } else {
+                "c. HTTP GET envelopes/s, 8 in flight"
+            },
+            figure: format!("{} env/s", thousands(host)),
+            baseline: format!("raw isahc: {} req/s", thousands(raw)),
+            ratio: Some(host / raw),
+            target: ">= 90% of raw",
+            met: Some(host / raw >= 0.9),
+        });
+    }
+    rows
+}
+
+/// d. DB handler throughput beside raw `postgres` calls, 1 and 5 in flight.
+pub fn db(reps: usize) -> Vec<Row> {
+    const COUNT: usize = 5_000;
+    let cluster = PgCluster::start();
+    let url = cluster.url();
+    let dir = tempfile::tempdir().expect("a directory");
+    let contract = contract(dir.path(), "bench", "db", &["store"], &["db.query"]);
+    let input = dir.path().join("requests.jsonl");
+    let payload = |i: usize| {
+        format!(
+            r#"{{"sql":"SELECT $1::int4 AS n","parameters":[{}]}}"#,
+            i % 1000
+        )
+    };
+    std::fs::write(&input, requests(COUNT, &["store"], "db.query", payload)).expect("requests");
+    let mut rows = Vec::new();
+    for in_flight in [1usize, 5] {
+        let (mut host, mut raw) = (Vec::new(), Vec::new());
+        for _ in 0..reps {
+            let n = in_flight.to_string();
+            let args = [
+                "--stdin",
+                "--max-in-flight",
+                &n,
+                "--log-level",
+                "warn",
+                &contract,
+            ];
+            let run = run_stdin(
+                PRODUCTION,
+                &args,
+                dir.path(),
+                &input,
+                &[("DATABASE_URL", &url)],
+            );
+            assert_eq!(run.responses, COUNT);
+            host.push(rate(COUNT, run.wall));
+            let started = Instant::now();
+            let workers: Vec<_> = (0..in_flight)
+                .map(|t| {
+                    let url = url.clone();
+                    thread::spawn(move || {
+                        let mut client =
+                            postgres::Client::connect(&url, postgres::NoTls).expect("connects");
+                        let statement = client.prepare("SELECT $1::int4 AS n").expect("prepares");
+                        for i in (t..COUNT).step_by(in_flight) {
+                            let n = (i % 1000) as i32;
+                            let rows = client.query(&statement, &[&n]).expect("a row");
+                            std::hint::black_box(rows);
+                        }
+                    })
+                })
+                .collect();
+            workers
+                .into_iter()
+                .for_each(|w| w.join().expect("a worker"));
+            raw.push(rate(COUNT, started.elapsed()));
+        }
+        let (host, raw) = (median(&mut host), median(&mut raw));
+        rows.push(Row {
+            scenario: if in_flight == 1 {
+                "d. DB query envelopes/s, 1 in flight"
+            } else {
+                "d. DB query envelopes/s, 5 in flight"
+            },
+            figure: format!("{} env/s", thousands(host)),
+            baseline: format!("raw postgres: {} q/s", thousands(raw)),
+            ratio: Some(host / raw),
+            target: ">= 85% of raw",
+            met: Some(host / raw >= 0.85),
+        });
+    }
+    rows
+}
+
+/// e. Latency a sidecar adds: `POST /v1/envelopes` doing a GET, beside the GET itself.
+pub fn sidecar(reps: usize) -> Vec<Row> {
+    const COUNT: usize = 3_000;
+    const WARM: usize = 300;
+    let server = ok_server();
+    let dir = tempfile::tempdir().expect("a directory");
+    let contract = contract(dir.path(), "bench", "http", &["web"], &["http.get"]);
+    let host = Listening::start(PRODUCTION, &[&contract], dir.path(), &[]);
+    let client = raw_client();
+    let envelope = requests(1, &["web"], "http.get", |_| {
+        format!(r#"{{"url":"{}"}}"#, server.url("/item"))
+    });
+    let timed = |call: &dyn Fn()| -> Vec<f64> {
+        let mut times = Vec::with_capacity(COUNT);
+        for i in 0..COUNT + WARM {
+            let started = Instant::now();
+            call();
+            if i >= WARM {
+                times.push(started.elapsed().as_secs_f64() * 1e6);
+            }
+        }
+        times
+    };
+    let (mut added50, mut added99, mut direct50, mut direct99) =
+        (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    for _ in 0..reps {
+        let mut direct = timed(&|| {
+            drain(client.get(server.url("/item")).expect("a response"));
+        });
+        let mut through = timed(&|| {
+            let request = Request::post(host.url("/v1/envelopes"))
+                .body(envelope.clone())
+                .expect("a request");
+            let response = client.send(request).expect("a response");
+            assert_eq!(response.status(), 200);
+            drain(response);
+        });
+        let (d50, d99) = (quantile(&mut direct, 0.5), quantile(&mut direct, 0.99));
+        added50.push(quantile(&mut through, 0.5) - d50);
+        added99.push(quantile(&mut through, 0.99) - d99);
+        direct50.push(d50);
+        direct99.push(d99);
+    }
+    let (a50, a99) = (median(&mut added50), median(&mut added99));
+    vec![Row {
+        scenario: "e. latency added as a sidecar (API + http.get)",
+        figure: format!("+{a50:.0} µs p50, +{a99:.0} µs p99"),
+        baseline: format!(
+            "direct GET: p50 {:.0} µs, p99 {:.0} µs",
+            median(&mut direct50),
+            median(&mut direct99)
+        ),
+        ratio: None,
+        target: "<= +300 µs p99",
+        met: Some(a99 <= 300.0),
+    }]
+}
+
+/// f. Peak RSS with 10 nodes under load, time to ready, binary size.
+pub fn footprint(reps: usize) -> Vec<Row> {
+    let dir = tempfile::tempdir().expect("a directory");
+    let nodes: Vec<String> = (0..10).map(|i| format!("node_{i}")).collect();
+    let nodes: Vec<&str> = nodes.iter().map(String::as_str).collect();
+    let contract = contract(dir.path(), "bench", "local", &nodes, &["local.echo"]);
+    let mut ready = Vec::new();
+    for _ in 0..reps {
+        let host = Listening::start(DEVELOPMENT, &[&contract], dir.path(), &[]);
+        ready.push(host.ready_after.as_secs_f64() * 1e3);
+    }
+    let host = Listening::start(
+        DEVELOPMENT,
+        &["--max-in-flight", "8", &contract],
+        dir.path(),
+        &[],
+    );
+    let bodies = requests(400, &nodes, "local.echo", |i| {
+        format!(r#"{{"n":{i},"s":"{}"}}"#, "x".repeat(512))
+    });
+    let bodies: Arc<Vec<String>> = Arc::new(bodies.lines().map(str::to_owned).collect());
+    let (client, url) = (raw_client(), host.url("/v1/envelopes"));
+    concurrently(20_000, 8, move |i| {
+        let request = Request::post(&url)
+            .body(bodies[i % bodies.len()].clone())
+            .expect("a request");
+        drain(client.send(request).expect("a response"));
+    });
+    let peak = host.peak_rss_kib() as f64 / 1024.0;
+    let size = std::fs::metadata(PRODUCTION).map(|m| m.len()).unwrap_or(0) as f64 / 1e6;
+    let ready = median(&mut ready);
+    vec![
+        Row {
+            scenario: "f. peak RSS, 10 nodes, 20,000 API envelopes",
+            figure: format!("{peak:.1} MiB"),
+            baseline: String::new(),
+            ratio: None,
+            target: "<= 16 MB",
+            met: Some(peak <= 16.0),
+        },
+        Row {
+            scenario: "f. start to ready (--listen)",
+            figure: format!("{ready:.1} ms"),
+            baseline: String::new(),
+            ratio: None,
+            target: "<= 20 ms",
+            met: Some(ready <= 20.0),
+        },
+        Row {
+            scenario: "f. binary size (omnibase-runtime-host)",
+            figure: format!("{size:.1} MB"),
+            baseline: String::new(),
+            ratio: None,
+            target: "<= 10 MB",
+            met: Some(size <= 10.0),
+        },
+    ]
+}

@@ -1,0 +1,80 @@
+//! The benchmark suite: `just bench` (glibc) or `just bench-static` (musl).
+//!
+//! Drives this build's release binaries the way users run them and prints, as medians
+//! of several runs, each figure beside a baseline measured in the same run:
+//!
+//! - a. no-I/O throughput through `--stdin` (`local.echo`), beside a serde-only loop;
+//! - b. per-envelope latency with one in flight, through `--stdin`;
+//! - c. HTTP handler throughput beside a raw isahc client, 1 and 8 in flight;
+//! - d. DB handler throughput beside raw `postgres` calls, 1 and 5 in flight;
+//! - e. latency added as a sidecar (`POST /v1/envelopes` doing a GET) beside the direct GET;
+//! - f. peak RSS with 10 nodes under load, time from start to ready, binary size.
+//!
+//! The machines are shared and noisy: compare ratios, which come from back-to-back runs.
+
+#[path = "../tests/support/http_server.rs"]
+#[allow(dead_code)]
+mod http_server;
+mod measure;
+#[path = "../tests/support/postgres.rs"]
+#[allow(dead_code)]
+mod postgres;
+mod scenarios;
+
+/// A scenario: given the number of runs, its report rows.
+type Scenario = fn(usize) -> Vec<Row>;
+
+/// One line of the report.
+pub struct Row {
+    pub scenario: &'static str,
+    pub figure: String,
+    pub baseline: String,
+    /// The figure over its baseline, where they compare.
+    pub ratio: Option<f64>,
+    pub target: &'static str,
+    pub met: Option<bool>,
+}
+
+fn main() {
+    let reps: usize = std::env::var("BENCH_REPS")
+        .ok()
+        .and_then(|r| r.parse().ok())
+        .unwrap_or(5);
+    let only: Option<String> = std::env::args().skip(1).find(|a| !a.starts_with('-'));
+    let build = if cfg!(target_env = "musl") {
+        "static musl (mimalloc)"
+    } else {
+        "glibc"
+    };
+    println!("onex runtime host benchmarks: {build} build, medians of {reps} runs\n");
+    let all: [(&str, Scenario); 6] = [
+        ("a", scenarios::no_io),
+        ("b", scenarios::latency),
+        ("c", scenarios::http),
+        ("d", scenarios::db),
+        ("e", scenarios::sidecar),
+        ("f", scenarios::footprint),
+    ];
+    let mut rows = Vec::new();
+    for (key, scenario) in all {
+        if only.as_deref().is_none_or(|o| o.contains(key)) {
+            rows.extend(scenario(reps));
+        }
+    }
+    println!("| scenario | figure | baseline | ratio | target | met |");
+    println!("| --- | --- | --- | --- | --- | --- |");
+    for row in &rows {
+        let ratio = row
+            .ratio
+            .map_or("".to_owned(), |r| format!("{:.0}%", r * 100.0));
+        let met = match row.met {
+            Some(true) => "yes",
+            Some(false) => "NO",
+            None => "",
+        };
+        println!(
+            "| {} | {} | {} | {ratio} | {} | {met} |",
+            row.scenario, row.figure, row.baseline, row.target
+        );
+    }
+}
