@@ -437,3 +437,94 @@ pub fn footprint(reps: usize) -> Vec<Row> {
         },
     ]
 }
+
+/// g. How the no-I/O cost grows with payload size and with the in-flight bound.
+pub fn growth(reps: usize) -> Vec<Row> {
+    let dir = tempfile::tempdir().expect("a directory");
+    let contract = contract(
+        dir.path(),
+        "bench",
+        "local",
+        &["echo_node"],
+        &["local.echo"],
+    );
+    let mut rows = Vec::new();
+    let sizes: [(&'static str, usize, usize); 3] = [
+        ("g. payload 1 KB, local.echo", 1024, 50_000),
+        ("g. payload 64 KB, local.echo", 64 * 1024, 2_000),
+        ("g. payload 1 MB, local.echo", 1024 * 1024, 200),
+    ];
+    for (scenario, size, count) in sizes {
+        let filler = "x".repeat(size);
+        let input = dir.path().join(format!("size-{size}.jsonl"));
+        std::fs::write(
+            &input,
+            requests(count, &["echo_node"], "local.echo", |_| {
+                format!(r#"{{"s":"{filler}"}}"#)
+            }),
+        )
+        .expect("requests");
+        let (mut rates, mut cpu) = (Vec::new(), Vec::new());
+        for _ in 0..reps {
+            let run = run_stdin(
+                DEVELOPMENT,
+                &["--stdin", "--log-level", "warn", &contract],
+                dir.path(),
+                &input,
+                &[],
+            );
+            assert_eq!(run.responses, count);
+            rates.push(rate(count, run.wall));
+            cpu.push(run.cpu.as_secs_f64() * 1e6 / count as f64);
+        }
+        let (rate, cpu) = (median(&mut rates), median(&mut cpu));
+        rows.push(Row {
+            scenario,
+            figure: format!("{} env/s, {cpu:.1} µs CPU/env", thousands(rate)),
+            baseline: format!("{:.0} MB/s of payload", rate * size as f64 / 1e6),
+            ratio: None,
+            target: "",
+            met: None,
+        });
+    }
+    let input = dir.path().join("small.jsonl");
+    const COUNT: usize = 100_000;
+    std::fs::write(
+        &input,
+        requests(COUNT, &["echo_node"], "local.echo", |i| {
+            format!(r#"{{"n":{i}}}"#)
+        }),
+    )
+    .expect("requests");
+    for (scenario, in_flight) in [
+        ("g. in flight 1, local.echo", "1"),
+        ("g. in flight 8, local.echo", "8"),
+        ("g. in flight 64, local.echo", "64"),
+    ] {
+        let (mut rates, mut cpu) = (Vec::new(), Vec::new());
+        for _ in 0..reps {
+            let args = [
+                "--stdin",
+                "--max-in-flight",
+                in_flight,
+                "--log-level",
+                "warn",
+                &contract,
+            ];
+            let run = run_stdin(DEVELOPMENT, &args, dir.path(), &input, &[]);
+            assert_eq!(run.responses, COUNT);
+            rates.push(rate(COUNT, run.wall));
+            cpu.push(run.cpu.as_secs_f64() * 1e6 / COUNT as f64);
+        }
+        let (rate, cpu) = (median(&mut rates), median(&mut cpu));
+        rows.push(Row {
+            scenario,
+            figure: format!("{} env/s, {cpu:.2} µs CPU/env", thousands(rate)),
+            baseline: String::new(),
+            ratio: None,
+            target: "",
+            met: None,
+        });
+    }
+    rows
+}

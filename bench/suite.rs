@@ -8,7 +8,10 @@
 //! - c. HTTP handler throughput beside a raw isahc client, 1 and 8 in flight;
 //! - d. DB handler throughput beside raw `postgres` calls, 1 and 5 in flight;
 //! - e. latency added as a sidecar (`POST /v1/envelopes` doing a GET) beside the direct GET;
-//! - f. peak RSS with 10 nodes under load, time from start to ready, binary size.
+//! - f. peak RSS with 10 nodes under load, time from start to ready, binary size;
+//! - g. how the cost grows with payload size (1 KB, 64 KB, 1 MB) and the in-flight bound.
+//!
+//! `just bench ad` runs only scenarios a and d.
 //!
 //! The machines are shared and noisy: compare ratios, which come from back-to-back runs.
 
@@ -47,13 +50,14 @@ fn main() {
         "glibc"
     };
     println!("onex runtime host benchmarks: {build} build, medians of {reps} runs\n");
-    let all: [(&str, Scenario); 6] = [
+    let all: [(&str, Scenario); 7] = [
         ("a", scenarios::no_io),
         ("b", scenarios::latency),
         ("c", scenarios::http),
         ("d", scenarios::db),
         ("e", scenarios::sidecar),
         ("f", scenarios::footprint),
+        ("g", scenarios::growth),
     ];
     let mut rows = Vec::new();
     for (key, scenario) in all {
