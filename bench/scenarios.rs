@@ -34,6 +34,27 @@ fn thousands(value: f64) -> String {
     out
 }
 
+/// Median envelopes/s and CPU µs per envelope of `reps` runs of `binary args` answering
+/// the `count` lines of `input`.
+fn host_runs(
+    binary: &str,
+    args: &[&str],
+    dir: &std::path::Path,
+    input: &std::path::Path,
+    count: usize,
+    env: &[(&str, &str)],
+    reps: usize,
+) -> (f64, f64) {
+    let (mut rates, mut cpu) = (Vec::new(), Vec::new());
+    for _ in 0..reps {
+        let run = run_stdin(binary, args, dir, input, env);
+        assert_eq!(run.responses, count, "{binary} {args:?}");
+        rates.push(rate(count, run.wall));
+        cpu.push(run.cpu.as_secs_f64() * 1e6 / count as f64);
+    }
+    (median(&mut rates), median(&mut cpu))
+}
+
 /// a. No-I/O throughput and CPU per envelope through `--stdin`, beside serde alone.
 pub fn no_io(reps: usize) -> Vec<Row> {
     const COUNT: usize = 200_000;
@@ -464,20 +485,8 @@ pub fn growth(reps: usize) -> Vec<Row> {
             }),
         )
         .expect("requests");
-        let (mut rates, mut cpu) = (Vec::new(), Vec::new());
-        for _ in 0..reps {
-            let run = run_stdin(
-                DEVELOPMENT,
-                &["--stdin", "--log-level", "warn", &contract],
-                dir.path(),
-                &input,
-                &[],
-            );
-            assert_eq!(run.responses, count);
-            rates.push(rate(count, run.wall));
-            cpu.push(run.cpu.as_secs_f64() * 1e6 / count as f64);
-        }
-        let (rate, cpu) = (median(&mut rates), median(&mut cpu));
+        let args = ["--stdin", "--log-level", "warn", &contract];
+        let (rate, cpu) = host_runs(DEVELOPMENT, &args, dir.path(), &input, count, &[], reps);
         rows.push(Row {
             scenario,
             figure: format!("{} env/s, {cpu:.1} µs CPU/env", thousands(rate)),
@@ -501,22 +510,15 @@ pub fn growth(reps: usize) -> Vec<Row> {
         ("g. in flight 8, local.echo", "8"),
         ("g. in flight 64, local.echo", "64"),
     ] {
-        let (mut rates, mut cpu) = (Vec::new(), Vec::new());
-        for _ in 0..reps {
-            let args = [
-                "--stdin",
-                "--max-in-flight",
-                in_flight,
-                "--log-level",
-                "warn",
-                &contract,
-            ];
-            let run = run_stdin(DEVELOPMENT, &args, dir.path(), &input, &[]);
-            assert_eq!(run.responses, COUNT);
-            rates.push(rate(COUNT, run.wall));
-            cpu.push(run.cpu.as_secs_f64() * 1e6 / COUNT as f64);
-        }
-        let (rate, cpu) = (median(&mut rates), median(&mut cpu));
+        let args = [
+            "--stdin",
+            "--max-in-flight",
+            in_flight,
+            "--log-level",
+            "warn",
+            &contract,
+        ];
+        let (rate, cpu) = host_runs(DEVELOPMENT, &args, dir.path(), &input, COUNT, &[], reps);
         rows.push(Row {
             scenario,
             figure: format!("{} env/s, {cpu:.2} µs CPU/env", thousands(rate)),
