@@ -28,7 +28,6 @@ use crate::metrics::Metrics;
 use crate::runtime::NodeRuntime;
 use crate::wiring::handler_name;
 
-pub use consume::Consumed;
 pub use report::Readiness;
 
 /// Where the host is in its life.

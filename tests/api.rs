@@ -32,8 +32,8 @@ pub fn json_of(text: &str) -> Value {
     serde_json::from_str(text).unwrap_or_else(|error| panic!("not JSON ({error}): {text}"))
 }
 
-#[test]
-fn every_route_answers_as_specified() {
+/// The dev host of [`dev_host`], serving the API on a free port.
+fn listening_dev_host() -> (crate::support::fixture::Fixture, Daemon) {
     let fixture = dev_host();
     let daemon = Daemon::start(
         DEVELOPMENT,
@@ -41,6 +41,12 @@ fn every_route_answers_as_specified() {
         fixture.root(),
         &[],
     );
+    (fixture, daemon)
+}
+
+#[test]
+fn every_route_answers_as_specified() {
+    let (_fixture, daemon) = listening_dev_host();
 
     let (status, _, body) = http("GET", &daemon.url("/health/live"), vec![]);
     assert_eq!((status, json_of(&body)), (200, json!({"status": "live"})));
@@ -172,13 +178,7 @@ fn readiness_is_503_while_a_handler_is_down() {
 
 #[test]
 fn metrics_count_exactly_what_was_sent() {
-    let fixture = dev_host();
-    let daemon = Daemon::start(
-        DEVELOPMENT,
-        &["--listen", "127.0.0.1:0", "runtime/dev.yaml"],
-        fixture.root(),
-        &[],
-    );
+    let (_fixture, daemon) = listening_dev_host();
     for n in 0..7 {
         http(
             "POST",
@@ -247,13 +247,7 @@ fn metrics_count_exactly_what_was_sent() {
 #[test]
 fn the_healthcheck_mode_probes_liveness_without_a_shell_or_curl() {
     use crate::support::process::run;
-    let fixture = dev_host();
-    let daemon = Daemon::start(
-        DEVELOPMENT,
-        &["--listen", "127.0.0.1:0", "runtime/dev.yaml"],
-        fixture.root(),
-        &[],
-    );
+    let (_fixture, daemon) = listening_dev_host();
     let live = run(
         PRODUCTION,
         &["healthcheck", &daemon.url("/health/live")],

@@ -17,15 +17,6 @@ use crate::envelope::{Envelope, RequestContext};
 use crate::error::RuntimeHostError;
 use crate::latch::Latch;
 
-/// How consumption ended.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct Consumed {
-    /// Requests answered, failures at the deadline included.
-    pub answered: u64,
-    /// Requests answered with a failure because the shutdown grace ran out.
-    pub cut_short: u64,
-}
-
 /// Why the consuming loop stopped.
 enum Ended {
     /// The input ended and every request finished.
@@ -41,12 +32,14 @@ impl RuntimeHost {
     /// Answers the messages of `inputs` until it ends (the input topic was closed and
     /// drained) and every request is finished, or until `deadline` is set: then every
     /// request still running, and every message still queued, is answered with a failure.
-    /// Fails only if a response cannot be published.
+    /// Returns how many requests were answered (failures at the deadline included;
+    /// [`RuntimeHost::cut_short`] counts those). Fails only if a response cannot be
+    /// published.
     pub async fn consume(
         &self,
         mut inputs: Subscription,
         deadline: &Latch,
-    ) -> Result<Consumed, RuntimeHostError> {
+    ) -> Result<u64, RuntimeHostError> {
         // Declared before the executor, whose tasks borrow them.
         let pending: Pending = Mutex::new(HashMap::new());
         let lost: Mutex<Option<BusError>> = Mutex::new(None);
@@ -89,18 +82,14 @@ impl RuntimeHost {
             .await;
         // Dropping the executor cancels whatever is still running.
         drop(tasks);
-        let mut consumed = Consumed {
-            answered: *lock(&answered),
-            cut_short: 0,
-        };
+        let mut answered = *lock(&answered);
         if let Some(error) = lock(&lost).take() {
             return Err(error.into());
         }
         if let Ended::Deadline(held) = ended {
-            consumed.cut_short = self.answer_unfinished(held, inputs, pending).await?;
-            consumed.answered += consumed.cut_short;
+            answered += self.answer_unfinished(held, inputs, pending).await?;
         }
-        Ok(consumed)
+        Ok(answered)
     }
 
     /// Handles one message: parse, route, publish; the pending entry lives until the
