@@ -3,6 +3,9 @@
 //! away and coming back, and secrets kept out of envelopes and logs.
 
 use std::sync::Arc;
+use std::time::Duration;
+
+use futures_lite::future;
 
 use onex_host::envelope::{Envelope, ErrorBody, Payload};
 use onex_host::handlers::db::HandlerDb;
@@ -292,6 +295,66 @@ fn twenty_slow_queries_share_five_connections_and_all_are_answered() {
         backends.len() <= 5,
         "more than five connections: {backends:?}"
     );
+}
+
+#[test]
+fn sequential_statements_reuse_one_connection_even_after_one_is_cancelled_midway() {
+    let cluster = PgCluster::start();
+    let runtime = runtime(&cluster.url());
+    let backend = |n: i32| {
+        let rows = ok(call(
+            &runtime,
+            "db.query",
+            "SELECT $1::int4 AS n, pg_backend_pid() AS pid",
+            json!([n]),
+        ))["rows"]
+            .clone();
+        assert_eq!(rows[0]["n"], n, "another statement's result: {rows}");
+        rows[0]["pid"].as_i64().expect("a pid")
+    };
+    let first = backend(1);
+    assert!(
+        (2..=10).all(|n| backend(n) == first),
+        "light load cycled through connections"
+    );
+
+    // Sent, then dropped while the server still works on it (as the shutdown deadline does).
+    let payload = json!({"sql": "SELECT 99 AS stale FROM pg_sleep(0.3)"});
+    let request = Envelope::request(
+        &onex_host::envelope::Stamp::system(),
+        "store",
+        "db.query",
+        payload.as_object().cloned(),
+    );
+    let cancelled = within(10, async {
+        future::or(
+            async { Some(runtime.route_envelope(request).await) },
+            async {
+                smol::Timer::after(Duration::from_millis(50)).await;
+                None
+            },
+        )
+        .await
+    });
+    assert!(
+        cancelled.is_none(),
+        "the slow statement finished: {cancelled:?}"
+    );
+    // The same connection answers next, with its own result, not the abandoned one's.
+    assert_eq!(backend(11), first);
+}
+
+#[test]
+fn connects_over_a_unix_socket() {
+    let cluster = PgCluster::start();
+    let runtime = runtime(&cluster.socket_url());
+    let result = ok(call(
+        &runtime,
+        "db.query",
+        "SELECT inet_server_addr() IS NULL AS over_a_socket",
+        json!([]),
+    ));
+    assert_eq!(result["rows"][0]["over_a_socket"], true);
 }
 
 #[test]

@@ -8,8 +8,8 @@
 //! `db.query` returns `{rows: [{column: value}], row_count}`; `db.execute` returns
 //! `{row_count}` (rows affected). The placeholder count must equal the parameter count
 //! before anything is sent; `;--`, `DROP` and a top-level `UNION` log a warning.
-//! Statements run on a fixed pool of [`pool::POOL_SIZE`] connections on threads of their
-//! own, never on the executor, with a 30 s `statement_timeout`.
+//! Statements run on a fixed pool of [`pool::POOL_SIZE`] connections, each driven on the
+//! host's reactor by the request using it, with a 30 s `statement_timeout`.
 //!
 //! The connection string comes from the environment, never from a contract:
 //! `OMNIBASE_INFRA_DB_URL`, else `DATABASE_URL`; both the `postgresql://…` URL form and
@@ -27,8 +27,8 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use futures_lite::future::Boxed;
-use postgres::Config;
 use serde_json::Value;
+use tokio_postgres::Config;
 
 use crate::envelope::Payload;
 use crate::handler::{Description, Handler, HandlerError, HandlerRequest, HandlerType};
@@ -106,19 +106,19 @@ impl Handler for HandlerDb {
             .config
             .clone()
             .map_err(HandlerError::execution)
-            .and_then(|config| {
-                let pool = Arc::new(Pool::start(&config)?);
+            .map(|config| {
+                let pool = Arc::new(Pool::new(config.clone()));
                 *self
                     .pool
                     .lock()
                     .unwrap_or_else(|poison| poison.into_inner()) = Some(Arc::clone(&pool));
-                Ok((config, pool))
+                (config, pool)
             });
         Box::pin(async move {
             let (config, pool) = started?;
             // A database that is not up yet is not fatal: requests fail until it is, and
             // health says so.
-            if let Err(error) = pool.run(Op::Ping, String::new(), Vec::new()).await {
+            if let Err(error) = pool.run(Op::Ping, "", &[]).await {
                 log::warn!(
                     "database at {} not reachable yet: {error}",
                     endpoint(&config)
@@ -183,7 +183,7 @@ impl Handler for HandlerDb {
                     "suspicious SQL pattern {pattern} in a db request; it runs parameterised, but check where this SQL comes from"
                 );
             }
-            pool.run(op, sql, parameters).await.map(Some)
+            pool.run(op, &sql, &parameters).await.map(Some)
         })
     }
 
@@ -198,7 +198,7 @@ impl Handler for HandlerDb {
                     .with("database", endpoint)
                     .with("pool", "stopped");
             };
-            let reachable = pool.run(Op::Ping, String::new(), Vec::new()).await;
+            let reachable = pool.run(Op::Ping, "", &[]).await;
             let mut report = HealthReport::new(reachable.is_ok())
                 .with("database", endpoint)
                 .with("pool_size", pool::POOL_SIZE)

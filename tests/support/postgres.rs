@@ -112,10 +112,12 @@ impl PgCluster {
         let _ = fs::remove_file(&pwfile);
         check("initdb", &output, None)?;
         // Settings go in postgresql.conf: `pg_ctl -o` is parsed by a shell.
-        self.append_conf(
-            "listen_addresses = '127.0.0.1'\nunix_socket_directories = ''\nfsync = off\n\
+        // The Unix socket goes in the cluster's own directory, private to this test.
+        self.append_conf(&format!(
+            "listen_addresses = '127.0.0.1'\nunix_socket_directories = '{}'\nfsync = off\n\
              synchronous_commit = off\nfull_page_writes = off\nmax_connections = 40\nshared_buffers = '32MB'\n",
-        )
+            self.dir.path().display()
+        ))
     }
 
     fn append_conf(&self, text: &str) -> Result<(), String> {
@@ -171,6 +173,17 @@ impl PgCluster {
         format!(
             "postgresql://{}:{}@127.0.0.1:{}/postgres",
             self.user, self.password, self.port
+        )
+    }
+
+    /// A `key=value` connection string for this cluster's Unix socket.
+    pub fn socket_url(&self) -> String {
+        format!(
+            "host={} port={} user={} password={} dbname=postgres",
+            self.dir.path().display(),
+            self.port,
+            self.user,
+            self.password
         )
     }
 

@@ -1,8 +1,8 @@
 //! What the db handler says when PostgreSQL fails: by SQLSTATE class, naming where the
 //! database is but never the connection string, user's password or parameters.
 
-use postgres::Config;
-use postgres::config::Host;
+use tokio_postgres::Config;
+use tokio_postgres::config::Host;
 
 use crate::handler::HandlerError;
 
@@ -21,8 +21,8 @@ pub(super) fn endpoint(config: &Config) -> String {
 }
 
 /// The innermost cause of a client error, e.g. "Connection refused (os error 111)":
-/// `postgres::Error`'s own text ("error connecting to server") says too little.
-pub(super) fn failure_reason(error: &postgres::Error) -> String {
+/// `tokio_postgres::Error`'s own text ("error connecting to server") says too little.
+pub(super) fn failure_reason(error: &tokio_postgres::Error) -> String {
     if let Some(db) = error.as_db_error() {
         return db.message().to_owned();
     }
@@ -36,7 +36,7 @@ pub(super) fn failure_reason(error: &postgres::Error) -> String {
 }
 
 /// A failed statement, in words by SQLSTATE class; never the connection string.
-pub(super) fn db_error(error: postgres::Error) -> HandlerError {
+pub(super) fn db_error(error: tokio_postgres::Error) -> HandlerError {
     let message = match error.as_db_error() {
         Some(db) => {
             let code = db.code().code();

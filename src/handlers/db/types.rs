@@ -16,13 +16,13 @@
 //!
 //! SQL NULL is JSON `null` both ways. Any other type is refused with a hint to cast it in SQL.
 
-use postgres::Row;
-use postgres::types::{FromSql, ToSql, Type};
 use rust_decimal::Decimal;
 use serde_json::{Number, Value};
 use time::format_description::well_known::Rfc3339;
 use time::macros::format_description;
 use time::{Date, OffsetDateTime, PrimitiveDateTime, UtcOffset};
+use tokio_postgres::Row;
+use tokio_postgres::types::{FromSql, ToSql, Type};
 use uuid::Uuid;
 
 /// A parameter ready to bind.
@@ -74,7 +74,7 @@ macro_rules! mappings {
         }
 
         /// Column `index` of `row` as JSON: `None` if its type is not mapped.
-        pub(super) fn column(row: &Row, index: usize) -> Option<Result<Value, postgres::Error>> {
+        pub(super) fn column(row: &Row, index: usize) -> Option<Result<Value, tokio_postgres::Error>> {
             match *row.columns()[index].type_() {
                 $(
                     Type::$scalar => Some(get::<$rust>(row, index, $show)),
@@ -146,7 +146,7 @@ fn get<T: for<'a> FromSql<'a>>(
     row: &Row,
     index: usize,
     show: fn(T) -> Value,
-) -> Result<Value, postgres::Error> {
+) -> Result<Value, tokio_postgres::Error> {
     Ok(row
         .try_get::<_, Option<T>>(index)?
         .map_or(Value::Null, show))
