@@ -41,6 +41,18 @@ pub enum ErrorCode {
 }
 
 impl ErrorCode {
+    /// Every code.
+    pub const ALL: [ErrorCode; 8] = [
+        ErrorCode::EnvelopeValidationError,
+        ErrorCode::NodeNotFound,
+        ErrorCode::HandlerNotFound,
+        ErrorCode::InvalidOperationError,
+        ErrorCode::HandlerExecutionError,
+        ErrorCode::EventBusError,
+        ErrorCode::ContractValidationError,
+        ErrorCode::ProtocolConfigurationError,
+    ];
+
     /// The code as it appears on the wire, e.g. `NODE_NOT_FOUND`.
     pub fn as_str(self) -> &'static str {
         match self {

@@ -218,6 +218,11 @@ impl RuntimeHost {
         self.max_in_flight - self.slots.available_permits()
     }
 
+    /// Whether a slot is free now.
+    pub fn has_room(&self) -> bool {
+        self.slots.available_permits() > 0
+    }
+
     /// Waits until a slot is free, without taking it.
     pub async fn room(&self) {
         drop(self.slots.acquire().await);

@@ -12,6 +12,7 @@
 //! grow the registry: an unknown handler type is `unknown`, an operation no handler
 //! supports is `other`.
 
+use std::sync::OnceLock;
 use std::time::Duration;
 
 use prometheus_client::encoding::EncodeLabelSet;
@@ -23,6 +24,7 @@ use prometheus_client::registry::Registry;
 
 use crate::envelope::Envelope;
 use crate::envelope::operation_domain;
+use crate::error::ErrorCode;
 use crate::handler::HandlerType;
 use crate::handlers::{db, http, local};
 
@@ -53,6 +55,7 @@ pub struct Metrics {
     received: Family<Request, Counter>,
     answered: Family<Outcome, Counter>,
     duration: DurationFamily,
+    series: Series,
     in_flight: Gauge,
     queue_depth: Family<Queue, Gauge>,
 }
@@ -104,6 +107,7 @@ impl Metrics {
             received,
             answered,
             duration,
+            series: Series::new(),
             in_flight,
             queue_depth,
         }
@@ -111,40 +115,38 @@ impl Metrics {
 
     /// Counts a request taken in.
     pub fn received(&self, request: &Envelope) {
-        let (handler_type, operation) = labels(
+        let at = Labels::of(
             request.handler_type.as_deref(),
             request.operation.as_deref(),
         );
-        self.received
-            .get_or_create(&Request {
-                handler_type,
-                operation,
-            })
+        self.series.received[at.series()]
+            .get_or_init(|| self.received.get_or_create(&at.request()).clone())
             .inc();
     }
 
     /// Counts `response`, which took `elapsed` to produce.
     pub fn answered(&self, response: &Envelope, elapsed: Duration) {
-        let (handler_type, operation) = labels(
+        let at = Labels::of(
             response.handler_type.as_deref(),
             response.operation.as_deref(),
         );
-        let outcome = response
-            .error
-            .as_ref()
-            .map_or("success", |error| error.code.as_str());
-        self.answered
-            .get_or_create(&Outcome {
-                handler_type,
-                operation,
-                outcome,
+        let outcome = response.error.as_ref().map_or(0, |error| {
+            1 + ErrorCode::ALL
+                .iter()
+                .position(|code| *code == error.code)
+                .unwrap_or(0)
+        });
+        self.series.answered[at.series() * OUTCOMES + outcome]
+            .get_or_init(|| {
+                let outcome = match outcome {
+                    0 => "success",
+                    n => ErrorCode::ALL[n - 1].as_str(),
+                };
+                self.answered.get_or_create(&at.outcome(outcome)).clone()
             })
             .inc();
-        self.duration
-            .get_or_create(&Request {
-                handler_type,
-                operation,
-            })
+        self.series.duration[at.series()]
+            .get_or_init(|| self.duration.get_or_create(&at.request()).clone())
             .observe(elapsed.as_secs_f64());
     }
 
@@ -172,22 +174,95 @@ impl Metrics {
     }
 }
 
-/// Bounded label values for a handler type and an operation.
-fn labels(handler_type: Option<&str>, operation: Option<&str>) -> (&'static str, &'static str) {
-    let handler_type = handler_type
-        .or_else(|| operation.and_then(operation_domain))
-        .and_then(HandlerType::from_name)
-        .map_or("unknown", HandlerType::as_str);
-    let known = [http::OPERATIONS, db::OPERATIONS, local::OPERATIONS];
-    let operation = operation
-        .and_then(|op| {
-            known
-                .iter()
-                .flat_map(|ops| ops.iter())
-                .find(|known| **known == op)
-        })
-        .map_or("other", |op| *op);
-    (handler_type, operation)
+/// Handler type label values: the known types, then `unknown`.
+const HANDLER_TYPES: usize = HandlerType::ALL.len() + 1;
+/// Operation label values: every operation a handler supports, then `other`.
+const KNOWN_OPERATIONS: [&[&str]; 3] = [http::OPERATIONS, db::OPERATIONS, local::OPERATIONS];
+const OPERATIONS: usize =
+    http::OPERATIONS.len() + db::OPERATIONS.len() + local::OPERATIONS.len() + 1;
+/// Outcome label values: `success`, then every error code.
+const OUTCOMES: usize = ErrorCode::ALL.len() + 1;
+
+/// Handles to the series in use, by label values. A family finds a series by hashing its
+/// labels under a lock; each envelope counts three times, so the host keeps the handles
+/// (which share the family's values) and counts with one atomic add. Series are still
+/// created on first use only, so `/metrics` lists what happened.
+#[derive(Debug)]
+struct Series {
+    received: Vec<OnceLock<Counter>>,
+    duration: Vec<OnceLock<Histogram>>,
+    answered: Vec<OnceLock<Counter>>,
+}
+
+impl Series {
+    fn new() -> Self {
+        fn slots<T>(n: usize) -> Vec<OnceLock<T>> {
+            (0..n).map(|_| OnceLock::new()).collect()
+        }
+        Series {
+            received: slots(HANDLER_TYPES * OPERATIONS),
+            duration: slots(HANDLER_TYPES * OPERATIONS),
+            answered: slots(HANDLER_TYPES * OPERATIONS * OUTCOMES),
+        }
+    }
+}
+
+/// Bounded label values for a handler type and an operation, as indices into the closed
+/// sets above.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Labels {
+    handler_type: usize,
+    operation: usize,
+}
+
+impl Labels {
+    fn of(handler_type: Option<&str>, operation: Option<&str>) -> Labels {
+        let handler_type = handler_type
+            .or_else(|| operation.and_then(operation_domain))
+            .and_then(HandlerType::from_name)
+            .and_then(|known| HandlerType::ALL.iter().position(|t| *t == known))
+            .unwrap_or(HandlerType::ALL.len());
+        let operation = operation
+            .and_then(|op| Self::operations().position(|known| known == op))
+            .unwrap_or(OPERATIONS - 1);
+        Labels {
+            handler_type,
+            operation,
+        }
+    }
+
+    fn operations() -> impl Iterator<Item = &'static str> {
+        KNOWN_OPERATIONS.into_iter().flatten().copied()
+    }
+
+    fn series(self) -> usize {
+        self.handler_type * OPERATIONS + self.operation
+    }
+
+    fn names(self) -> (&'static str, &'static str) {
+        let handler_type = HandlerType::ALL
+            .get(self.handler_type)
+            .map_or("unknown", |t| t.as_str());
+        let operation = Self::operations().nth(self.operation).unwrap_or("other");
+        (handler_type, operation)
+    }
+
+    fn request(self) -> Request {
+        let (handler_type, operation) = self.names();
+        Request {
+            handler_type,
+            operation,
+        }
+    }
+
+    fn outcome(self, outcome: &'static str) -> Outcome {
+        let (handler_type, operation) = self.names();
+        Outcome {
+            handler_type,
+            operation,
+            outcome,
+        }
+    }
 }
 
 #[cfg(test)]
@@ -196,13 +271,27 @@ mod tests {
 
     #[test]
     fn label_values_come_from_closed_sets() {
-        assert_eq!(labels(Some("db"), Some("db.query")), ("db", "db.query"));
+        let names = |handler_type, operation| Labels::of(handler_type, operation).names();
+        assert_eq!(names(Some("db"), Some("db.query")), ("db", "db.query"));
         assert_eq!(
-            labels(Some("vault"), Some("vault.read")),
+            names(Some("vault"), Some("vault.read")),
             ("unknown", "other")
         );
-        assert_eq!(labels(None, Some("local.x")), ("local", "other"));
-        assert_eq!(labels(None, Some("http.get")), ("http", "http.get"));
-        assert_eq!(labels(None, None), ("unknown", "other"));
+        assert_eq!(names(None, Some("local.x")), ("local", "other"));
+        assert_eq!(names(None, Some("http.get")), ("http", "http.get"));
+        assert_eq!(names(None, None), ("unknown", "other"));
+    }
+
+    #[test]
+    fn every_label_pair_has_its_own_series() {
+        let mut seen = std::collections::HashSet::new();
+        for handler_type in ["http", "db", "local", "vault"] {
+            for operation in Labels::operations().chain(["nope.x"]) {
+                let at = Labels::of(Some(handler_type), Some(operation));
+                assert!(at.series() < HANDLER_TYPES * OPERATIONS);
+                seen.insert(at.series());
+            }
+        }
+        assert_eq!(seen.len(), HANDLER_TYPES * OPERATIONS);
     }
 }

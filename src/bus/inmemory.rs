@@ -8,8 +8,8 @@
 use std::collections::HashMap;
 use std::sync::Mutex;
 
-use async_channel::{Receiver, Sender};
-use futures_lite::future::Boxed;
+use async_channel::{Receiver, Sender, TrySendError};
+use futures_lite::future::{self, Boxed};
 
 use super::{BusError, BusKind, EventBus, Message, Subscription, Topic};
 use crate::health::HealthReport;
@@ -24,9 +24,12 @@ pub struct InMemoryEventBus {
     state: Mutex<State>,
 }
 
+/// One topic's queue: both ends, so that it outlives its publishers and subscribers.
+type Queue = (Sender<Message>, Receiver<Message>);
+
 #[derive(Debug, Default)]
 struct State {
-    topics: HashMap<Topic, (Sender<Message>, Receiver<Message>)>,
+    topics: HashMap<Topic, Queue>,
     closed: bool,
 }
 
@@ -46,18 +49,21 @@ impl InMemoryEventBus {
             .unwrap_or_else(|poison| poison.into_inner())
     }
 
-    /// The queue of `topic`, created on first use; `None` once the bus is closed.
-    fn channel(&self, topic: &Topic) -> Option<(Sender<Message>, Receiver<Message>)> {
+    /// `f` applied to the queue of `topic`, created on first use; `None` once the bus is
+    /// closed. `f` runs under the bus's lock, so it must not wait.
+    fn with_queue<T>(&self, topic: &Topic, f: impl FnOnce(&Queue) -> T) -> Option<T> {
         let mut state = self.lock();
         if state.closed {
             return None;
         }
-        let capacity = self.capacity;
-        let channel = state
+        if let Some(queue) = state.topics.get(topic) {
+            return Some(f(queue));
+        }
+        let queue = state
             .topics
             .entry(topic.clone())
-            .or_insert_with(|| async_channel::bounded(capacity));
-        Some(channel.clone())
+            .or_insert_with(|| async_channel::bounded(self.capacity));
+        Some(f(queue))
     }
 }
 
@@ -73,17 +79,27 @@ impl EventBus for InMemoryEventBus {
     }
 
     fn publish(&self, topic: &Topic, message: Message) -> Boxed<Result<(), BusError>> {
-        let channel = self.channel(topic);
-        let topic = topic.clone();
-        Box::pin(async move {
-            let (tx, _) = channel.ok_or_else(|| BusError::Closed(topic.clone()))?;
-            tx.send(message).await.map_err(|_| BusError::Closed(topic))
-        })
+        let closed = || BusError::Closed(topic.clone());
+        // Most publishes find room: they are done before this returns, with no waiting
+        // machinery. Only a full queue needs the sender outside the lock.
+        let sent = self.with_queue(topic, |(tx, _)| match tx.try_send(message) {
+            Ok(()) => Ok(()),
+            Err(TrySendError::Full(message)) => Err(Some((tx.clone(), message))),
+            Err(TrySendError::Closed(_)) => Err(None),
+        });
+        match sent {
+            Some(Ok(())) => Box::pin(future::ready(Ok(()))),
+            Some(Err(Some((tx, message)))) => {
+                let topic = topic.clone();
+                Box::pin(async move { tx.send(message).await.map_err(|_| BusError::Closed(topic)) })
+            }
+            Some(Err(None)) | None => Box::pin(future::ready(Err(closed()))),
+        }
     }
 
     fn subscribe(&self, topic: &Topic) -> Result<Subscription, BusError> {
-        let (_, rx) = self
-            .channel(topic)
+        let rx = self
+            .with_queue(topic, |(_, rx)| rx.clone())
             .ok_or_else(|| BusError::Closed(topic.clone()))?;
         Ok(Box::pin(rx))
     }
@@ -108,9 +124,7 @@ impl EventBus for InMemoryEventBus {
     }
 
     fn close_topic(&self, topic: &Topic) {
-        if let Some((tx, _)) = self.channel(topic) {
-            tx.close();
-        }
+        self.with_queue(topic, |(tx, _)| tx.close());
     }
 
     fn depth(&self, topic: &Topic) -> Option<usize> {

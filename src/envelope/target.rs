@@ -69,19 +69,17 @@ impl Envelope {
 /// Well formed: two or more parts, each a lowercase letter followed by lowercase letters,
 /// digits or underscores.
 pub fn operation_domain(operation: &str) -> Option<&str> {
-    let mut parts = operation.split('.');
-    let domain = parts.next()?;
-    let mut count = 0;
-    for part in std::iter::once(domain).chain(parts) {
-        let mut chars = part.chars();
-        let starts_lower = chars.next().is_some_and(|c| c.is_ascii_lowercase());
-        let rest_ok = chars.all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_');
-        if !(starts_lower && rest_ok) {
-            return None;
-        }
-        count += 1;
-    }
-    (count >= 2).then_some(domain)
+    // Bytes, not chars: every request asks this several times, and ASCII is all that
+    // may pass.
+    let well_formed = |part: &[u8]| {
+        part.first().is_some_and(u8::is_ascii_lowercase)
+            && part
+                .iter()
+                .all(|&b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
+    };
+    let (domain, rest) = operation.split_once('.')?;
+    (well_formed(domain.as_bytes()) && rest.as_bytes().split(|&b| b == b'.').all(well_formed))
+        .then_some(domain)
 }
 
 #[cfg(test)]

@@ -10,23 +10,19 @@ use std::sync::Mutex;
 
 use futures_lite::{StreamExt, future};
 use smol::LocalExecutor;
+use uuid::Uuid;
 
 use super::{RuntimeHost, Ticket};
 use crate::bus::{BusError, Message, Subscription};
+use crate::envelope::parse::parse_request;
 use crate::envelope::{Envelope, RequestContext};
 use crate::error::RuntimeHostError;
 use crate::latch::Latch;
 
-/// Why the consuming loop stopped.
-enum Ended {
-    /// The input ended and every request finished.
-    Done,
-    /// The deadline passed, maybe with a message taken but not yet started.
-    Deadline(Option<Message>),
-}
-
-/// Requests being handled, by sequence number, kept so that the deadline can answer them.
-type Pending = Mutex<HashMap<u64, RequestContext>>;
+/// Requests being handled, by sequence number: the message as read and the correlation
+/// id it was given, so that the deadline can answer them. The message is moved here, not
+/// copied; a copy of every request's context cost each envelope a handful of allocations.
+type Pending = Mutex<HashMap<u64, (Message, Uuid)>>;
 
 impl RuntimeHost {
     /// Answers the messages of `inputs` until it ends (the input topic was closed and
@@ -44,41 +40,60 @@ impl RuntimeHost {
         let pending: Pending = Mutex::new(HashMap::new());
         let lost: Mutex<Option<BusError>> = Mutex::new(None);
         let answered = Mutex::new(0u64);
+        // A message taken from the input while it waits for a slot.
+        let held: Mutex<Option<Message>> = Mutex::new(None);
         let tasks = LocalExecutor::new();
-        let ended = tasks
-            .run(async {
-                let mut sequence = 0u64;
-                // A response that cannot be published stops the loop: nothing after it could be.
-                while lock(&lost).is_none() {
-                    // Take input only when there is room, without holding the room while
-                    // waiting: API requests share the slots.
-                    if or_deadline(self.room(), deadline).await.is_none() {
-                        return Ended::Deadline(None);
+        let answering = async {
+            let mut sequence = 0u64;
+            // A response that cannot be published stops the loop: nothing after it could be.
+            while lock(&lost).is_none() {
+                // Take input only when there is room, without holding the room while
+                // waiting: API requests share the slots. With room and input waiting (a
+                // busy host) that is two quick checks; otherwise wait for each in turn.
+                let next = if self.has_room() {
+                    future::poll_once(inputs.next()).await
+                } else {
+                    None
+                };
+                let next = match next {
+                    Some(next) => next,
+                    None => {
+                        self.room().await;
+                        inputs.next().await
                     }
-                    let Some(next) = or_deadline(inputs.next(), deadline).await else {
-                        return Ended::Deadline(None);
-                    };
-                    let Some(message) = next else { break };
-                    let Some(ticket) = or_deadline(self.admit(), deadline).await else {
-                        return Ended::Deadline(Some(message));
-                    };
-                    sequence += 1;
-                    let task = self.answer(sequence, message, ticket, &pending, &lost, &answered);
-                    if self.max_in_flight == 1 {
-                        // One at a time: the loop answers it itself; spawning a task
-                        // per message doubled the cost of an envelope.
-                        if or_deadline(task, deadline).await.is_none() {
-                            return Ended::Deadline(None);
-                        }
-                    } else {
-                        tasks.spawn(task).detach();
-                    }
+                };
+                let Some(message) = next else { break };
+                *lock(&held) = Some(message);
+                let ticket = self.admit().await;
+                // Only the deadline takes a held message, and it ends this loop first.
+                let Some(message) = lock(&held).take() else {
+                    break;
+                };
+                sequence += 1;
+                let task = self.answer(sequence, message, ticket, &pending, &lost, &answered);
+                if self.max_in_flight == 1 {
+                    // One at a time: the loop answers it itself; spawning a task
+                    // per message doubled the cost of an envelope.
+                    task.await;
+                } else {
+                    tasks.spawn(task).detach();
                 }
-                match or_deadline(self.idle(), deadline).await {
-                    Some(()) => Ended::Done,
-                    None => Ended::Deadline(None),
-                }
-            })
+            }
+            self.idle().await;
+        };
+        // One race with the deadline for the whole loop: a race per step cost each
+        // envelope several listener registrations.
+        let finished = tasks
+            .run(future::or(
+                async {
+                    answering.await;
+                    true
+                },
+                async {
+                    deadline.wait().await;
+                    false
+                },
+            ))
             .await;
         // Dropping the executor cancels whatever is still running.
         drop(tasks);
@@ -86,7 +101,8 @@ impl RuntimeHost {
         if let Some(error) = lock(&lost).take() {
             return Err(error.into());
         }
-        if let Ended::Deadline(held) = ended {
+        if !finished {
+            let held = lock(&held).take();
             answered += self.answer_unfinished(held, inputs, pending).await?;
         }
         Ok(answered)
@@ -105,7 +121,7 @@ impl RuntimeHost {
     ) {
         let response = match self.parse(&message) {
             Ok(request) => {
-                lock(pending).insert(sequence, RequestContext::of(&request));
+                lock(pending).insert(sequence, (message, request.correlation_id));
                 self.route(request).await
             }
             Err(response) => *response,
@@ -135,9 +151,19 @@ impl RuntimeHost {
         let running = pending
             .into_inner()
             .unwrap_or_else(|poison| poison.into_inner());
+        let stamp = self.runtime.stamp();
         let mut responses: Vec<Envelope> = running
             .into_values()
-            .map(|context| self.refuse(context, true))
+            // Read once already, so a request; it keeps the correlation id it was given.
+            .map(
+                |(message, correlation_id)| match parse_request(&message, stamp) {
+                    Ok(mut request) => {
+                        request.correlation_id = correlation_id;
+                        self.refuse(RequestContext::split(request).0, true)
+                    }
+                    Err(rejected) => rejected.respond(stamp),
+                },
+            )
             .collect();
         let mut not_started = held;
         loop {
@@ -164,14 +190,6 @@ impl RuntimeHost {
         self.note_cut_short(count);
         Ok(count)
     }
-}
-
-async fn or_deadline<T>(work: impl Future<Output = T>, deadline: &Latch) -> Option<T> {
-    future::or(async { Some(work.await) }, async {
-        deadline.wait().await;
-        None
-    })
-    .await
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
