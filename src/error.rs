@@ -292,16 +292,7 @@ mod tests {
 
     #[test]
     fn codes_serialise_as_their_wire_names() {
-        for code in [
-            ErrorCode::EnvelopeValidationError,
-            ErrorCode::NodeNotFound,
-            ErrorCode::HandlerNotFound,
-            ErrorCode::InvalidOperationError,
-            ErrorCode::HandlerExecutionError,
-            ErrorCode::EventBusError,
-            ErrorCode::ContractValidationError,
-            ErrorCode::ProtocolConfigurationError,
-        ] {
+        for code in ErrorCode::ALL {
             let json = serde_json::to_string(&code).unwrap();
             assert_eq!(json, format!("\"{}\"", code.as_str()));
             assert_eq!(serde_json::from_str::<ErrorCode>(&json).unwrap(), code);
