@@ -213,11 +213,6 @@ impl RuntimeHost {
         }
     }
 
-    /// How many requests are in flight now.
-    pub fn in_flight(&self) -> usize {
-        self.max_in_flight - self.slots.available_permits()
-    }
-
     /// Whether a slot is free now.
     pub fn has_room(&self) -> bool {
         self.slots.available_permits() > 0

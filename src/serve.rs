@@ -14,7 +14,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_signal::{Signal, Signals};
-use futures_lite::io::{BufReader, BufWriter};
+use futures_lite::io::BufReader;
 use futures_lite::{StreamExt, future};
 use smol::{Executor, Timer, Unblock};
 
@@ -75,11 +75,14 @@ pub async fn serve(
     if edges.stdin {
         let responses = host.bus().subscribe(host.output_topic())?;
         let (total, announced) = async_channel::bounded(1);
-        let stdin = BufReader::with_capacity(64 * 1024, Unblock::new(std::io::stdin()));
-        let stdout = BufWriter::with_capacity(64 * 1024, Unblock::new(std::io::stdout()));
+        // Each end's thread moves at most this much ahead of the host (Unblock's default,
+        // 8 MB, would read that far ahead into memory).
+        const AHEAD: usize = 64 * 1024;
+        let stdin =
+            BufReader::with_capacity(AHEAD, Unblock::with_capacity(AHEAD, std::io::stdin()));
+        let stdout = Unblock::with_capacity(AHEAD, std::io::stdout());
         let feeding = stdio::feed(&host, stdin, &draining, total);
-        let busy = || host.in_flight() > 0 || host.bus().depth(host.input_topic()).unwrap_or(0) > 0;
-        let writing = stdio::write(responses, announced, stdout, busy);
+        let writing = stdio::write(responses, announced, stdout);
         future::try_zip(
             feeding,
             future::try_zip(writing, host.consume(inputs, &deadline)),

@@ -22,9 +22,6 @@ use crate::error::{ErrorKind, RuntimeHostError};
 use crate::host::RuntimeHost;
 use crate::latch::Latch;
 
-/// The longest a written response waits for more before it is flushed, while busy.
-pub const FLUSH_DELAY: std::time::Duration = std::time::Duration::from_millis(1);
-
 /// Publishes every line of `reader` to the host's input topic until the input ends or
 /// `stop` is set (a line already read is still published), closes the topic, and sends
 /// the number of lines published on `total`.
@@ -73,15 +70,14 @@ pub async fn feed<R: AsyncBufRead + Unpin>(
 /// Writes each response from `responses` as one line to `writer`, until as many as
 /// `total` announces have been written. Returns how many were written.
 ///
-/// Output is flushed as soon as no response is waiting and the host is idle (`busy`
-/// says whether more responses are on their way); while it is busy, at most
-/// [`FLUSH_DELAY`] later. A burst of input so costs a few large writes, and a lone
-/// request is answered at once.
+/// Each line goes to `writer` as soon as it is ready, and `writer` is flushed only at the
+/// end: it is meant to be standard output behind [`smol::Unblock`], whose thread writes
+/// whatever has arrived (so a lone response leaves at once, and a burst in few large
+/// writes). Flushing after each response made that thread stop and start again each time.
 pub async fn write<W: AsyncWrite + Unpin>(
     responses: Subscription,
     total: Receiver<u64>,
     mut writer: W,
-    busy: impl Fn() -> bool,
 ) -> Result<u64, RuntimeHostError> {
     enum Event {
         Response(Vec<u8>),
@@ -99,33 +95,8 @@ pub async fn write<W: AsyncWrite + Unpin>(
             .or(total.map(Event::Total).chain(stream::pending()))
     );
     let (mut written, mut expected) = (0u64, None);
-    // Armed at the first response left unflushed, so that a burst costs one timer.
-    let mut flush_by: Option<smol::Timer> = None;
     while expected != Some(written) {
-        let event = match future::poll_once(events.next()).await {
-            Some(event) => event,
-            None if busy() => {
-                let timer = flush_by.get_or_insert_with(|| smol::Timer::after(FLUSH_DELAY));
-                let soon = future::or(async { Some(events.next().await) }, async {
-                    timer.await;
-                    None
-                });
-                match soon.await {
-                    Some(event) => event,
-                    None => {
-                        flush_by = None;
-                        writer.flush().await.map_err(failed)?;
-                        events.next().await
-                    }
-                }
-            }
-            None => {
-                flush_by = None;
-                writer.flush().await.map_err(failed)?;
-                events.next().await
-            }
-        };
-        match event {
+        match events.next().await {
             Some(Event::Response(mut bytes)) => {
                 bytes.push(b'\n');
                 writer.write_all(&bytes).await.map_err(failed)?;

@@ -16,6 +16,7 @@
 //! connection usable: the client discards the unread reply on the next use.
 
 mod connect;
+mod socket;
 
 use std::collections::HashMap;
 use std::future::Future;

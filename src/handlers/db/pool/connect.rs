@@ -6,25 +6,18 @@ use std::io;
 use std::time::Duration;
 
 use futures_lite::future;
-use futures_lite::io::{AsyncRead, AsyncWrite};
 use smol::Timer;
 use smol::net::TcpStream;
 use tokio_postgres::config::{Host, TargetSessionAttrs};
 use tokio_postgres::tls::NoTlsStream;
 use tokio_postgres::{Client, Config, NoTls, SimpleQueryMessage};
-use tokio_util::compat::{Compat, FuturesAsyncReadCompatExt};
 
 use super::super::error::{endpoint, failure_reason};
+use super::socket::{Duplex, Socket};
 use crate::handler::HandlerError;
 
-/// A TCP or Unix socket, seen through the I/O traits tokio-postgres reads and writes.
-pub(super) type Socket = Compat<Box<dyn Duplex>>;
 /// The half of a connection that owns the socket.
 pub(super) type Connection = tokio_postgres::Connection<Socket, NoTlsStream>;
-
-/// A byte stream both ways.
-pub(super) trait Duplex: AsyncRead + AsyncWrite + Send + Unpin {}
-impl<T: AsyncRead + AsyncWrite + Send + Unpin> Duplex for T {}
 
 /// Why one attempt failed.
 enum Failure {
@@ -112,7 +105,7 @@ async fn attempt(config: &Config, host: &Host, port: u16) -> Result<(Client, Con
         }
     };
     let (client, mut connection) = config
-        .connect_raw(socket.compat(), NoTls)
+        .connect_raw(Socket::new(socket), NoTls)
         .await
         .map_err(Failure::Postgres)?;
     if config.get_target_session_attrs() == TargetSessionAttrs::ReadWrite {
