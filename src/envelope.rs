@@ -125,24 +125,22 @@ impl Envelope {
     }
 }
 
-/// Where envelopes are serialised: a `Vec` that, on musl, copies short writes byte by byte.
+/// Where envelopes are serialised: a `Vec` that, on musl, copies short writes itself.
 ///
 /// serde_json writes a response in dozens of short pieces (keys, UUIDs, short values);
 /// musl's `memcpy`, which the static build uses, costs tens of cycles per call whatever
-/// the length: a third of the time of the envelope path went there (issue 5). glibc's is
-/// fast for short copies, and there the byte loop made the envelope path 12% slower.
+/// the length: a third of the time of the envelope path went there (issue 5). Short
+/// writes are copied eight bytes at a time instead (a fixed-size copy the compiler does
+/// inline). glibc's `memcpy` is fast for short copies, so there it is always used.
 struct JsonBuffer(Vec<u8>);
 
-/// Writes up to this long are copied byte by byte; longer ones by `memcpy`.
+/// Writes up to this long are copied inline on musl; longer ones by `memcpy`.
 const SHORT_WRITE: usize = 64;
 
 impl std::io::Write for JsonBuffer {
     fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
         if cfg!(target_env = "musl") && bytes.len() <= SHORT_WRITE {
-            self.0.reserve(bytes.len());
-            for byte in bytes {
-                self.0.push(*byte);
-            }
+            append_inline(&mut self.0, bytes);
         } else {
             self.0.extend_from_slice(bytes);
         }
@@ -151,6 +149,19 @@ impl std::io::Write for JsonBuffer {
 
     fn flush(&mut self) -> std::io::Result<()> {
         Ok(())
+    }
+}
+
+/// Appends `bytes` to `buffer` eight bytes at a time, without calling `memcpy`.
+fn append_inline(buffer: &mut Vec<u8>, bytes: &[u8]) {
+    buffer.reserve(bytes.len());
+    let mut words = bytes.chunks_exact(8);
+    for word in &mut words {
+        let word: [u8; 8] = word.try_into().unwrap_or_default();
+        buffer.extend_from_slice(&word);
+    }
+    for byte in words.remainder() {
+        buffer.push(*byte);
     }
 }
 
@@ -192,6 +203,17 @@ mod tests {
         envelope.source_node = Some("caller".into());
         envelope.metadata.insert("trace".into(), json!("abc"));
         envelope
+    }
+
+    #[test]
+    fn inline_appends_copy_every_length_exactly() {
+        let source: Vec<u8> = (1..=SHORT_WRITE as u8 + 9).collect();
+        for length in 0..=source.len() {
+            let mut buffer = b"head".to_vec();
+            append_inline(&mut buffer, &source[..length]);
+            assert_eq!(&buffer[..4], b"head");
+            assert_eq!(&buffer[4..], &source[..length]);
+        }
     }
 
     #[test]
