@@ -12,6 +12,8 @@ pub mod response;
 pub mod stamp;
 pub mod target;
 
+use std::borrow::Cow;
+
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use time::OffsetDateTime;
@@ -43,8 +45,9 @@ pub type Payload = Map<String, Value>;
 pub struct Envelope {
     /// This envelope's own id.
     pub envelope_id: Uuid,
-    /// The envelope format version.
-    pub envelope_version: String,
+    /// The envelope format version (borrowed when it is this host's own, which saves
+    /// every response an allocation).
+    pub envelope_version: Cow<'static, str>,
     /// The id shared by a request and everything done on its behalf.
     pub correlation_id: Uuid,
     /// The `envelope_id` of the envelope that caused this one (a response's request).
@@ -93,7 +96,7 @@ impl Envelope {
     ) -> Envelope {
         Envelope {
             envelope_id: stamp.next_id(),
-            envelope_version: ENVELOPE_VERSION.to_owned(),
+            envelope_version: Cow::Borrowed(ENVELOPE_VERSION),
             correlation_id: stamp.next_id(),
             causation_id: None,
             source_node: None,

@@ -4,6 +4,8 @@
 //! A request that fails keeps whatever identity could be read from it (its correlation
 //! id above all) so that its error response can still be traced.
 
+use std::borrow::Cow;
+
 use serde::Deserialize;
 use serde_json::Value;
 use time::OffsetDateTime;
@@ -59,8 +61,9 @@ impl Rejected {
 /// Reads one request envelope from JSON and checks it is routable.
 ///
 /// A missing `correlation_id` is assigned, a missing `timestamp` is now, a missing
-/// `envelope_version` is the current one. Anything else wrong is a [`Rejected`] that still
-/// carries the request's correlation id (or a fresh one if none could be read).
+/// `envelope_version` is the current one, a missing `handler_type` is the operation's
+/// domain (so that nothing later derives it again). Anything else wrong is a [`Rejected`]
+/// that still carries the request's correlation id (or a fresh one if none could be read).
 pub fn parse_request(bytes: &[u8], stamp: &Stamp) -> Result<Envelope, Box<Rejected>> {
     if bytes.len() > MAX_ENVELOPE_BYTES {
         let context = RequestContext {
@@ -81,12 +84,17 @@ pub fn parse_request(bytes: &[u8], stamp: &Stamp) -> Result<Envelope, Box<Reject
         envelope_id: wire.envelope_id.unwrap_or_else(Uuid::nil),
         envelope_version: wire
             .envelope_version
-            .unwrap_or_else(|| ENVELOPE_VERSION.to_owned()),
+            .map_or(Cow::Borrowed(ENVELOPE_VERSION), Cow::Owned),
         correlation_id: wire.correlation_id.unwrap_or_else(|| stamp.next_id()),
         causation_id: wire.causation_id,
         source_node: wire.source_node,
         target_node: wire.target_node,
-        handler_type: wire.handler_type,
+        handler_type: wire.handler_type.or_else(|| {
+            wire.operation
+                .as_deref()
+                .and_then(operation_domain)
+                .map(str::to_owned)
+        }),
         operation: wire.operation,
         payload: None,
         metadata: Payload::new(),
@@ -244,11 +252,19 @@ mod tests {
         assert_eq!(envelope.envelope_version, ENVELOPE_VERSION);
         assert_eq!(envelope.payload, None);
         assert!(envelope.metadata.is_empty());
+        assert_eq!(envelope.handler_type.as_deref(), Some("local"));
         let target = envelope.target().unwrap();
         assert_eq!(
             (target.node, target.handler_type, target.operation),
             ("n", "local", "local.echo")
         );
+    }
+
+    #[test]
+    fn a_malformed_operation_gets_no_derived_handler_type() {
+        let json = format!(r#"{{"envelope_id":"{ID}","target_node":"n","operation":"Echo"}}"#);
+        let rejected = parse(&json).unwrap_err();
+        assert_eq!(rejected.context.handler_type, None);
     }
 
     #[test]

@@ -7,6 +7,8 @@
 //! `error` holds the stable code, a message, the handler type, the operation and any
 //! code-specific field.
 
+use std::borrow::Cow;
+
 use serde_json::Value;
 use uuid::Uuid;
 
@@ -102,7 +104,7 @@ impl RequestContext {
         }
         Envelope {
             envelope_id: stamp.next_id(),
-            envelope_version: ENVELOPE_VERSION.to_owned(),
+            envelope_version: Cow::Borrowed(ENVELOPE_VERSION),
             correlation_id: self.correlation_id,
             causation_id: self.envelope_id,
             source_node: self.target_node,

@@ -5,7 +5,7 @@
 //! arrived; with more, in the order they complete, matched to requests by `causation_id`.
 //! A new message is taken only when a slot is free, so memory stays bounded.
 
-use std::collections::HashMap;
+use std::collections::BTreeMap;
 use std::sync::Mutex;
 
 use futures_lite::{StreamExt, future};
@@ -22,7 +22,7 @@ use crate::latch::Latch;
 /// Requests being handled, by sequence number: the message as read and the correlation
 /// id it was given, so that the deadline can answer them. The message is moved here, not
 /// copied; a copy of every request's context cost each envelope a handful of allocations.
-type Pending = Mutex<HashMap<u64, (Message, Uuid)>>;
+type Pending = Mutex<BTreeMap<u64, (Message, Uuid)>>;
 
 impl RuntimeHost {
     /// Answers the messages of `inputs` until it ends (the input topic was closed and
@@ -37,7 +37,7 @@ impl RuntimeHost {
         deadline: &Latch,
     ) -> Result<u64, RuntimeHostError> {
         // Declared before the executor, whose tasks borrow them.
-        let pending: Pending = Mutex::new(HashMap::new());
+        let pending: Pending = Mutex::new(BTreeMap::new());
         let lost: Mutex<Option<BusError>> = Mutex::new(None);
         let answered = Mutex::new(0u64);
         // A message taken from the input while it waits for a slot.
