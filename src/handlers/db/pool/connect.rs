@@ -109,15 +109,15 @@ async fn attempt(config: &Config, host: &Host, port: u16) -> Result<(Client, Con
         .await
         .map_err(Failure::Postgres)?;
     if config.get_target_session_attrs() == TargetSessionAttrs::ReadWrite {
-        let rows = match super::drive(
+        let rows = match super::link::drive(
             &mut connection,
             client.simple_query("SHOW transaction_read_only"),
         )
         .await
         {
             Ok(rows) => rows.map_err(Failure::Postgres)?,
-            Err(super::Broken::Failed(error)) => return Err(Failure::Postgres(error)),
-            Err(super::Broken::Closed) => {
+            Err(super::link::Broken::Failed(error)) => return Err(Failure::Postgres(error)),
+            Err(super::link::Broken::Closed) => {
                 return Err(Failure::Io(io::ErrorKind::UnexpectedEof.into()));
             }
         };
