@@ -175,7 +175,7 @@ impl RuntimeHost {
                 },
             };
             responses.push(match self.parse(&message) {
-                Ok(request) => self.refuse(RequestContext::of(&request), false),
+                Ok(request) => self.refuse(RequestContext::split(request).0, false),
                 Err(response) => *response,
             });
         }
