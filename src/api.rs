@@ -20,8 +20,8 @@ use std::time::Duration;
 use async_lock::Semaphore;
 use bytes::Bytes;
 use futures_lite::future;
-use http_body_util::{BodyExt, Full, Limited};
-use hyper::body::Incoming;
+use http_body_util::{BodyExt, Full};
+use hyper::body::{Body, Incoming};
 use hyper::header::{ALLOW, CONTENT_TYPE, HeaderValue};
 use hyper::{Method, Request, Response, StatusCode};
 use smol::{Async, Executor};
@@ -196,22 +196,44 @@ fn method_not_allowed(allow: &'static str) -> Response<Full<Bytes>> {
     response
 }
 
+/// The most of an oversized body read (and dropped) before it is refused.
+const DRAIN_LIMIT: usize = 4 * MAX_ENVELOPE_BYTES;
+
+/// The body, or `None` if it is longer than [`MAX_ENVELOPE_BYTES`]. A longer body is
+/// still read to its end, and dropped as it arrives, when it is at most [`DRAIN_LIMIT`]:
+/// a client still sending when the server answers and closes gets its connection reset,
+/// often before it reads the 413 that explains why.
+async fn read_body(mut body: Incoming) -> Result<Option<Bytes>, hyper::Error> {
+    let declared = body.size_hint().lower();
+    if declared > DRAIN_LIMIT as u64 {
+        return Ok(None);
+    }
+    let mut kept = Vec::with_capacity(declared.min(MAX_ENVELOPE_BYTES as u64) as usize);
+    let mut total = 0usize;
+    while let Some(frame) = body.frame().await {
+        let Ok(data) = frame?.into_data() else {
+            continue;
+        };
+        total += data.len();
+        if total > DRAIN_LIMIT {
+            return Ok(None);
+        }
+        if total <= MAX_ENVELOPE_BYTES {
+            kept.extend_from_slice(&data);
+        }
+    }
+    Ok((total <= MAX_ENVELOPE_BYTES).then(|| Bytes::from(kept)))
+}
+
 /// `POST /v1/envelopes`: one request in, its response out.
 async fn envelope(
     request: Request<Incoming>,
     host: &RuntimeHost,
     deadline: &Latch,
 ) -> Response<Full<Bytes>> {
-    let body = match Limited::new(request.into_body(), MAX_ENVELOPE_BYTES)
-        .collect()
-        .await
-    {
-        Ok(body) => body.to_bytes(),
-        Err(error)
-            if error
-                .downcast_ref::<http_body_util::LengthLimitError>()
-                .is_some() =>
-        {
+    let body = match read_body(request.into_body()).await {
+        Ok(Some(body)) => body,
+        Ok(None) => {
             let response = host.reject(EnvelopeError::TooLarge(MAX_ENVELOPE_BYTES));
             return json(StatusCode::PAYLOAD_TOO_LARGE, &response);
         }
