@@ -16,7 +16,7 @@ use std::time::Duration;
 use async_signal::{Signal, Signals};
 use futures_lite::io::BufReader;
 use futures_lite::{StreamExt, future};
-use smol::{Executor, Timer, Unblock};
+use smol::{Executor, Timer};
 
 use crate::api::{self, Api};
 use crate::error::{ErrorKind, RuntimeHostError};
@@ -75,14 +75,9 @@ pub async fn serve(
     if edges.stdin {
         let responses = host.bus().subscribe(host.output_topic())?;
         let (total, announced) = async_channel::bounded(1);
-        // Each end's thread moves at most this much ahead of the host (Unblock's default,
-        // 8 MB, would read that far ahead into memory).
-        const AHEAD: usize = 64 * 1024;
-        let stdin =
-            BufReader::with_capacity(AHEAD, Unblock::with_capacity(AHEAD, std::io::stdin()));
-        let stdout = Unblock::with_capacity(AHEAD, std::io::stdout());
+        let stdin = BufReader::with_capacity(64 * 1024, stdio::ends::input());
         let feeding = stdio::feed(&host, stdin, &draining, total);
-        let writing = stdio::write(responses, announced, stdout);
+        let writing = stdio::write(responses, announced, stdio::ends::output());
         future::try_zip(
             feeding,
             future::try_zip(writing, host.consume(inputs, &deadline)),

@@ -13,7 +13,7 @@ use std::io;
 use std::pin::pin;
 
 use async_channel::{Receiver, Sender};
-use futures_lite::io::{AsyncBufRead, AsyncBufReadExt, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use futures_lite::io::{AsyncBufRead, AsyncBufReadExt, AsyncReadExt, AsyncWriteExt};
 use futures_lite::{StreamExt, future, stream};
 
 use crate::bus::Subscription;
@@ -21,6 +21,8 @@ use crate::envelope::MAX_ENVELOPE_BYTES;
 use crate::error::{ErrorKind, RuntimeHostError};
 use crate::host::RuntimeHost;
 use crate::latch::Latch;
+
+pub mod ends;
 
 /// Publishes every line of `reader` to the host's input topic until the input ends or
 /// `stop` is set (a line already read is still published), closes the topic, and sends
@@ -67,17 +69,16 @@ pub async fn feed<R: AsyncBufRead + Unpin>(
     result
 }
 
-/// Writes each response from `responses` as one line to `writer`, until as many as
+/// Writes each response from `responses` as one line to `output`, until as many as
 /// `total` announces have been written. Returns how many were written.
 ///
-/// Each line goes to `writer` as soon as it is ready, and `writer` is flushed only at the
-/// end: it is meant to be standard output behind [`smol::Unblock`], whose thread writes
-/// whatever has arrived (so a lone response leaves at once, and a burst in few large
-/// writes). Flushing after each response made that thread stop and start again each time.
-pub async fn write<W: AsyncWrite + Unpin>(
+/// A burst of responses leaves in few large writes and a lone one at once: a buffered
+/// pipe is flushed whenever no response is waiting; a helper thread writes whatever has
+/// arrived by itself (see [`ends::Output`]).
+pub async fn write(
     responses: Subscription,
     total: Receiver<u64>,
-    mut writer: W,
+    output: ends::Output,
 ) -> Result<u64, RuntimeHostError> {
     enum Event {
         Response(Vec<u8>),
@@ -89,6 +90,10 @@ pub async fn write<W: AsyncWrite + Unpin>(
             source,
         })
     };
+    let ends::Output {
+        mut writer,
+        flush_when_idle,
+    } = output;
     let mut events = pin!(
         responses
             .map(Event::Response)
@@ -96,7 +101,16 @@ pub async fn write<W: AsyncWrite + Unpin>(
     );
     let (mut written, mut expected) = (0u64, None);
     while expected != Some(written) {
-        match events.next().await {
+        let next = match future::poll_once(events.next()).await {
+            Some(next) => next,
+            None => {
+                if flush_when_idle {
+                    writer.flush().await.map_err(failed)?;
+                }
+                events.next().await
+            }
+        };
+        match next {
             Some(Event::Response(mut bytes)) => {
                 bytes.push(b'\n');
                 writer.write_all(&bytes).await.map_err(failed)?;

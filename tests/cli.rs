@@ -243,3 +243,81 @@ fn an_oversized_line_is_answered_and_the_next_line_still_served() {
     );
     assert_eq!(parse(lines[1])["success"], true);
 }
+
+/// Pipes are read and written on the host's reactor, through descriptions the host opens
+/// for itself: the pipes it was handed stay blocking for everyone sharing them (the shell
+/// that made them, its own stderr under `2>&1`). A file reads through a helper thread;
+/// both give the same answers.
+#[test]
+fn pipes_handed_to_the_host_stay_blocking_and_a_file_gives_the_same_answers() {
+    use rustix::fs::{OFlags, fcntl_getfl};
+    use std::io::{BufRead, BufReader, Write};
+    use std::process::{Command, Stdio};
+
+    let fixture = dev_host();
+    let count = 200u32;
+    let input: String = (0..count)
+        .map(|n| request_line(n, "echo_node", "local.echo", &format!("{{\"n\":{n}}}")) + "\n")
+        .collect();
+    let answers = |lines: Vec<String>| -> Vec<(Value, Value)> {
+        lines
+            .iter()
+            .map(|line| {
+                let response = parse(line);
+                (
+                    response["correlation_id"].clone(),
+                    response["payload"].clone(),
+                )
+            })
+            .collect()
+    };
+    let args = ["--stdin", "--log-level", "warn", "runtime/dev.yaml"];
+
+    let (stdin_read, mut stdin_write) = std::io::pipe().expect("a pipe");
+    let (stdout_read, stdout_write) = std::io::pipe().expect("a pipe");
+    let mut child = Command::new(DEVELOPMENT)
+        .args(args)
+        .current_dir(fixture.root())
+        .stdin(stdin_read.try_clone().expect("a copy"))
+        .stdout(stdout_write.try_clone().expect("a copy"))
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("the host starts");
+    stdin_write.write_all(input.as_bytes()).expect("written");
+    drop(stdin_write);
+    // This test keeps a copy of the write end, so read the answers by count, not to EOF.
+    let from_pipes: Vec<String> = BufReader::new(stdout_read)
+        .lines()
+        .take(count as usize)
+        .map(|line| line.expect("a response line"))
+        .collect();
+    assert!(child.wait().expect("the host exits").success());
+    for (end, flags) in [
+        ("stdin", fcntl_getfl(&stdin_read)),
+        ("stdout", fcntl_getfl(&stdout_write)),
+    ] {
+        let flags = flags.expect("the flags");
+        assert!(
+            !flags.contains(OFlags::NONBLOCK),
+            "{end} was left non-blocking"
+        );
+    }
+
+    let file = fixture.root().join("requests.jsonl");
+    std::fs::write(&file, &input).expect("the request file");
+    let output = Command::new(DEVELOPMENT)
+        .args(args)
+        .current_dir(fixture.root())
+        .stdin(std::fs::File::open(&file).expect("the request file"))
+        .stderr(Stdio::null())
+        .output()
+        .expect("the host runs");
+    assert!(output.status.success());
+    let from_file: Vec<String> = String::from_utf8(output.stdout)
+        .expect("UTF-8")
+        .lines()
+        .map(str::to_owned)
+        .collect();
+    assert_eq!(from_pipes.len(), count as usize);
+    assert_eq!(answers(from_pipes), answers(from_file));
+}
