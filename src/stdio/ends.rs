@@ -19,9 +19,8 @@ use std::os::unix::fs::{FileTypeExt, OpenOptionsExt};
 use futures_lite::io::{AsyncRead, AsyncWrite, BufWriter};
 use smol::{Async, Unblock};
 
-/// How far each helper thread may read or write ahead of the host, and the size of the
-/// pipe's write buffer (Unblock's default,
-/// 8 MB, would read that far ahead into memory).
+/// How far each helper thread may read or write ahead of the host (Unblock's default,
+/// 8 MB, would read that far ahead into memory), and the size of the pipe's write buffer.
 const AHEAD: usize = 64 * 1024;
 
 /// Standard output as [`super::write`] takes it.
