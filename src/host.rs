@@ -232,7 +232,7 @@ impl RuntimeHost {
     }
 
     /// Reads `message` as a request; a message that is not one gets its error response.
-    pub fn parse(&self, message: &[u8]) -> Result<Envelope, Box<Envelope>> {
+    pub fn parse(&self, message: &[u8]) -> Result<Box<Envelope>, Box<Envelope>> {
         match parse_request(message, self.runtime.stamp()) {
             Ok(request) => {
                 self.metrics.received(&request);
@@ -264,7 +264,7 @@ impl RuntimeHost {
     }
 
     /// Routes a parsed request and returns its response.
-    pub async fn route(&self, request: Envelope) -> Envelope {
+    pub async fn route(&self, request: Box<Envelope>) -> Box<Envelope> {
         let started = Instant::now();
         let response = self.runtime.route_envelope(request).await;
         self.metrics.answered(&response, started.elapsed());
@@ -273,10 +273,10 @@ impl RuntimeHost {
     }
 
     /// Reads one message as a request, routes it, and returns its response.
-    pub async fn process(&self, message: &[u8]) -> Envelope {
+    pub async fn process(&self, message: &[u8]) -> Box<Envelope> {
         match self.parse(message) {
             Ok(request) => self.route(request).await,
-            Err(response) => *response,
+            Err(response) => response,
         }
     }
 

@@ -275,13 +275,13 @@ fn twenty_slow_queries_share_five_connections_and_all_are_answered() {
                     let payload = json!({"sql": "SELECT pg_backend_pid() AS pid FROM pg_sleep(0.05)", "parameters": []});
                     let payload = payload.as_object().cloned().unwrap_or_default();
                     let stamp = onex_host::envelope::Stamp::system();
-                    runtime.route_envelope(Envelope::request(&stamp, "store", "db.query", Some(payload))).await
+                    runtime.route_envelope(Box::new(Envelope::request(&stamp, "store", "db.query", Some(payload)))).await
                 })
             })
             .collect();
         let mut responses = Vec::new();
         for task in tasks {
-            responses.push(task.await);
+            responses.push(*task.await);
         }
         responses
     });
@@ -328,7 +328,7 @@ fn sequential_statements_reuse_one_connection_even_after_one_is_cancelled_midway
     );
     let cancelled = within(10, async {
         future::or(
-            async { Some(runtime.route_envelope(request).await) },
+            async { Some(runtime.route_envelope(Box::new(request)).await) },
             async {
                 smol::Timer::after(Duration::from_millis(50)).await;
                 None

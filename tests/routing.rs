@@ -14,7 +14,7 @@ fn host_of(fixture: &Fixture, contract: &str) -> RuntimeHost {
 }
 
 fn answer(host: &RuntimeHost, line: &str) -> Value {
-    let response: Envelope = within(5, host.process(line.as_bytes()));
+    let response: Envelope = *within(5, host.process(line.as_bytes()));
     serde_json::to_value(&response).expect("a response serialises")
 }
 
@@ -173,7 +173,7 @@ fn an_operation_the_handler_refuses_is_an_invalid_operation_naming_its_operation
         .expect("registers");
     let stamp = Stamp::deterministic(50);
     let request = Envelope::request(&stamp, "sleeper", "local.sleep", None);
-    let response = within(5, runtime.route_envelope(request));
+    let response = within(5, runtime.route_envelope(Box::new(request)));
     let error = response.error.expect("an error");
     assert_eq!(error.code.as_str(), "INVALID_OPERATION_ERROR");
     assert_eq!(

@@ -58,5 +58,5 @@ pub fn runtime_with(handler: Box<dyn Handler>, node_yaml: &str) -> NodeRuntime {
 pub fn call(runtime: &NodeRuntime, node: &str, operation: &str, payload: Value) -> Envelope {
     let payload: Payload = payload.as_object().cloned().unwrap_or_default();
     let request = Envelope::request(&Stamp::deterministic(100), node, operation, Some(payload));
-    within(60, runtime.route_envelope(request))
+    *within(60, runtime.route_envelope(Box::new(request)))
 }

@@ -64,7 +64,7 @@ impl Rejected {
 /// `envelope_version` is the current one, a missing `handler_type` is the operation's
 /// domain (so that nothing later derives it again). Anything else wrong is a [`Rejected`]
 /// that still carries the request's correlation id (or a fresh one if none could be read).
-pub fn parse_request(bytes: &[u8], stamp: &Stamp) -> Result<Envelope, Box<Rejected>> {
+pub fn parse_request(bytes: &[u8], stamp: &Stamp) -> Result<Box<Envelope>, Box<Rejected>> {
     if bytes.len() > MAX_ENVELOPE_BYTES {
         let context = RequestContext {
             correlation_id: stamp.next_id(),
@@ -109,13 +109,13 @@ pub fn parse_request(bytes: &[u8], stamp: &Stamp) -> Result<Envelope, Box<Reject
         .and_then(|()| object_or_null("payload", wire.payload))
         .and_then(|payload| Ok((payload, object_or_null("metadata", wire.metadata)?)));
     match checked {
-        Ok((payload, metadata)) => Ok(Envelope {
+        Ok((payload, metadata)) => Ok(Box::new(Envelope {
             payload,
             metadata: metadata.unwrap_or_default(),
             ..envelope
-        }),
+        })),
         Err(error) => {
-            let mut context = RequestContext::split(envelope).0;
+            let mut context = RequestContext::split(Box::new(envelope)).0;
             if missing_id {
                 context.envelope_id = None;
             }
@@ -237,7 +237,7 @@ mod tests {
     use super::*;
 
     fn parse(json: &str) -> Result<Envelope, Box<Rejected>> {
-        parse_request(json.as_bytes(), &Stamp::deterministic(100))
+        parse_request(json.as_bytes(), &Stamp::deterministic(100)).map(|request| *request)
     }
 
     const ID: &str = "00000000-0000-0000-0000-00000000000a";

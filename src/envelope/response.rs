@@ -52,21 +52,29 @@ impl RequestContext {
     }
 
     /// Splits `request` into its context and its payload, without copying either.
-    pub fn split(request: Envelope) -> (RequestContext, Option<Payload>) {
-        let handler_type = Self::handler_type_of(
-            request.handler_type.as_deref(),
-            request.operation.as_deref(),
-        );
-        let context = RequestContext {
-            envelope_id: Some(request.envelope_id),
-            correlation_id: request.correlation_id,
-            source_node: request.source_node,
-            target_node: request.target_node,
+    pub fn split(request: Box<Envelope>) -> (RequestContext, Option<Payload>) {
+        let Envelope {
+            envelope_id,
+            correlation_id,
+            source_node,
+            target_node,
             handler_type,
-            operation: request.operation,
-            metadata: request.metadata,
+            operation,
+            payload,
+            metadata,
+            ..
+        } = *request;
+        let handler_type = Self::handler_type_of(handler_type.as_deref(), operation.as_deref());
+        let context = RequestContext {
+            envelope_id: Some(envelope_id),
+            correlation_id,
+            source_node,
+            target_node,
+            handler_type,
+            operation,
+            metadata,
         };
-        (context, request.payload)
+        (context, payload)
     }
 
     /// The handler type a request asks for: given, or its operation's first part.
@@ -153,7 +161,7 @@ mod tests {
         request.source_node = Some("caller".into());
         request.metadata.insert("trace".into(), json!("t-1"));
         let (request_id, correlation) = (request.envelope_id, request.correlation_id);
-        let (context, payload) = RequestContext::split(request);
+        let (context, payload) = RequestContext::split(Box::new(request));
         let response = context.respond(Ok(payload), &stamp);
 
         assert_ne!(response.envelope_id, request_id);

@@ -124,7 +124,7 @@ impl RuntimeHost {
                 lock(pending).insert(sequence, (message, request.correlation_id));
                 self.route(request).await
             }
-            Err(response) => *response,
+            Err(response) => response,
         };
         match self.bus.publish_envelope(&response, &self.output).await {
             Ok(()) => *lock(answered) += 1,
