@@ -4,8 +4,8 @@
 //! and written on the host's own reactor. Anything else (a file, a terminal, a socket)
 //! goes through a helper thread (smol's `Unblock`), because epoll cannot wait on files.
 //! The thread costs each line two hand-offs between threads; measured with the
-//! benchmark's one-in-flight round trip, the reactor took p50 29 -> 22 µs and p99
-//! 42 -> 33 µs.
+//! benchmark's one-in-flight round trip (interleaved runs), the reactor took p50
+//! 29–30 -> 19–25 µs and p99 42–43 -> 29–40 µs.
 //!
 //! Waiting on a pipe needs it non-blocking, and that flag belongs to the open file
 //! description, which the host shares with whoever handed it the pipe (and with its own
