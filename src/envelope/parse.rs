@@ -7,6 +7,7 @@
 use std::borrow::Cow;
 
 use serde::Deserialize;
+use serde::de::IgnoredAny;
 use serde_json::Value;
 use time::OffsetDateTime;
 use uuid::Uuid;
@@ -35,7 +36,8 @@ struct WireRequest {
     timestamp: Option<OffsetDateTime>,
     is_response: Option<bool>,
     success: Option<bool>,
-    error: Option<Value>,
+    /// Only its presence matters (requests must not carry one): skipped, not built.
+    error: Option<IgnoredAny>,
 }
 
 /// A request that could not be accepted, with what is known of it for the error response.
@@ -265,6 +267,27 @@ mod tests {
         let json = format!(r#"{{"envelope_id":"{ID}","target_node":"n","operation":"Echo"}}"#);
         let rejected = parse(&json).unwrap_err();
         assert_eq!(rejected.context.handler_type, None);
+    }
+
+    #[test]
+    fn only_responses_may_carry_an_error_and_null_is_none() {
+        let with = |error: &str| {
+            format!(
+                r#"{{"envelope_id":"{ID}","target_node":"n","operation":"local.echo","error":{error}}}"#
+            )
+        };
+        for error in [r#"{"code":"X","message":"m"}"#, "[1]", r#""text""#] {
+            let rejected = parse(&with(error)).unwrap_err();
+            assert!(
+                matches!(
+                    rejected.error,
+                    EnvelopeError::Invalid { field: "error", .. }
+                ),
+                "{error}: {:?}",
+                rejected.error
+            );
+        }
+        assert!(parse(&with("null")).is_ok());
     }
 
     #[test]
