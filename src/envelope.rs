@@ -150,12 +150,21 @@ impl std::io::Write for JsonBuffer {
         Ok(bytes.len())
     }
 
+    /// serde_json writes through this, and one `write` always takes everything. On musl
+    /// the default's retry loop kept the inline copy out of line: skipping it saved 4% of
+    /// the static build's instructions per envelope (callgrind); on glibc it cost 0.7%.
+    #[cfg(target_env = "musl")]
+    fn write_all(&mut self, bytes: &[u8]) -> std::io::Result<()> {
+        self.write(bytes).map(drop)
+    }
+
     fn flush(&mut self) -> std::io::Result<()> {
         Ok(())
     }
 }
 
-/// Appends `bytes` to `buffer` eight bytes at a time, without calling `memcpy`.
+/// Appends `bytes` to `buffer` in fixed-size pieces (eight bytes, then four, two, one),
+/// which the compiler copies inline, without calling `memcpy`.
 fn append_inline(buffer: &mut Vec<u8>, bytes: &[u8]) {
     buffer.reserve(bytes.len());
     let mut words = bytes.chunks_exact(8);
@@ -163,7 +172,16 @@ fn append_inline(buffer: &mut Vec<u8>, bytes: &[u8]) {
         let word: [u8; 8] = word.try_into().unwrap_or_default();
         buffer.extend_from_slice(&word);
     }
-    for byte in words.remainder() {
+    let mut rest = words.remainder();
+    if let Some((half, tail)) = rest.split_first_chunk::<4>() {
+        buffer.extend_from_slice(half);
+        rest = tail;
+    }
+    if let Some((pair, tail)) = rest.split_first_chunk::<2>() {
+        buffer.extend_from_slice(pair);
+        rest = tail;
+    }
+    if let Some(byte) = rest.first() {
         buffer.push(*byte);
     }
 }
