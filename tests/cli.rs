@@ -285,12 +285,21 @@ fn pipes_handed_to_the_host_stay_blocking_and_a_file_gives_the_same_answers() {
         .expect("the host starts");
     stdin_write.write_all(input.as_bytes()).expect("written");
     drop(stdin_write);
-    // This test keeps a copy of the write end, so read the answers by count, not to EOF.
-    let from_pipes: Vec<String> = BufReader::new(stdout_read)
-        .lines()
-        .take(count as usize)
-        .map(|line| line.expect("a response line"))
-        .collect();
+    // This test keeps a copy of the write end, so the answers are read by count, not to
+    // EOF, on a thread: a host that answered fewer must fail the test, not hang it.
+    let (answered, answers_read) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let lines: Vec<String> = BufReader::new(stdout_read)
+            .lines()
+            .take(count as usize)
+            .map_while(Result::ok)
+            .collect();
+        let _ = answered.send(lines);
+    });
+    let Ok(from_pipes) = answers_read.recv_timeout(std::time::Duration::from_secs(60)) else {
+        let _ = child.kill();
+        panic!("the host did not answer {count} lines within 60 s");
+    };
     assert!(child.wait().expect("the host exits").success());
     for (end, flags) in [
         ("stdin", fcntl_getfl(&stdin_read)),
