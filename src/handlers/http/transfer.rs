@@ -63,9 +63,10 @@ pub(super) async fn send(
             })?;
         let Some(location) = redirect_location(&response) else {
             let body = read_body(&mut response, &call.url, timeout).await?;
+            let (parts, _) = response.into_parts();
             return Ok(Fetched {
-                status: response.status().as_u16(),
-                headers: response.headers().clone(),
+                status: parts.status.as_u16(),
+                headers: parts.headers,
                 body,
             });
         };
@@ -153,7 +154,10 @@ async fn read_body(
     if declared.is_some_and(|length| length > MAX_RESPONSE_BYTES) {
         return Err(too_large());
     }
-    let mut body = Vec::new();
+    // Sized to the declared length so a small body is read without regrowing; at most
+    // 64 KiB up front, so a length the server never sends reserves nothing much.
+    let expected = declared.map_or(0, |length| length.min(64 * 1024));
+    let mut body = Vec::with_capacity(usize::try_from(expected).unwrap_or(0));
     let read = response
         .body_mut()
         .take(MAX_RESPONSE_BYTES + 1)
