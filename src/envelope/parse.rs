@@ -12,7 +12,7 @@ use serde_json::Value;
 use time::OffsetDateTime;
 use uuid::Uuid;
 
-use super::target::operation_domain;
+use super::target::handler_type_or_domain;
 use super::{
     ENVELOPE_VERSION, Envelope, EnvelopeError, MAX_ENVELOPE_BYTES, Payload, RequestContext, Stamp,
 };
@@ -94,12 +94,7 @@ pub fn parse_request(bytes: &[u8], stamp: &Stamp) -> Result<Box<Envelope>, Box<R
         causation_id: wire.causation_id,
         source_node: wire.source_node,
         target_node: wire.target_node,
-        handler_type: wire.handler_type.or_else(|| {
-            wire.operation
-                .as_deref()
-                .and_then(operation_domain)
-                .map(str::to_owned)
-        }),
+        handler_type: handler_type_or_domain(wire.handler_type, wire.operation.as_deref()),
         operation: wire.operation,
         payload: None,
         metadata: Payload::new(),

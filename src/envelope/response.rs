@@ -12,6 +12,7 @@ use std::borrow::Cow;
 use serde_json::Value;
 use uuid::Uuid;
 
+use super::target::handler_type_or_domain;
 use super::{ENVELOPE_VERSION, Envelope, ErrorBody, Payload, Stamp};
 use crate::error::{ErrorContext, RuntimeHostError};
 
@@ -42,8 +43,8 @@ impl RequestContext {
             correlation_id: request.correlation_id,
             source_node: request.source_node.clone(),
             target_node: request.target_node.clone(),
-            handler_type: Self::handler_type_of(
-                request.handler_type.as_deref(),
+            handler_type: handler_type_or_domain(
+                request.handler_type.clone(),
                 request.operation.as_deref(),
             ),
             operation: request.operation.clone(),
@@ -64,7 +65,8 @@ impl RequestContext {
             metadata,
             ..
         } = *request;
-        let handler_type = Self::handler_type_of(handler_type.as_deref(), operation.as_deref());
+        // Moved, not copied: a parsed request already has it (see `parse_request`).
+        let handler_type = handler_type_or_domain(handler_type, operation.as_deref());
         let context = RequestContext {
             envelope_id: Some(envelope_id),
             correlation_id,
@@ -75,13 +77,6 @@ impl RequestContext {
             metadata,
         };
         (context, payload)
-    }
-
-    /// The handler type a request asks for: given, or its operation's first part.
-    fn handler_type_of(given: Option<&str>, operation: Option<&str>) -> Option<String> {
-        given
-            .or_else(|| operation.and_then(super::operation_domain))
-            .map(str::to_owned)
     }
 
     /// The context an error about this request carries.

@@ -82,6 +82,14 @@ pub fn operation_domain(operation: &str) -> Option<&str> {
         .then_some(domain)
 }
 
+/// The handler type a request asks for: `given`, or else its operation's domain.
+pub(super) fn handler_type_or_domain(
+    given: Option<String>,
+    operation: Option<&str>,
+) -> Option<String> {
+    given.or_else(|| operation.and_then(operation_domain).map(str::to_owned))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

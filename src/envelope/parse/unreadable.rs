@@ -5,7 +5,7 @@
 use serde_json::Value;
 use uuid::Uuid;
 
-use super::super::target::operation_domain;
+use super::super::target::handler_type_or_domain;
 use super::super::{EnvelopeError, Payload, RequestContext, Stamp};
 use super::{Rejected, WireRequest, json_kind};
 
@@ -45,12 +45,7 @@ pub(super) fn reject_unreadable(bytes: &[u8], stamp: &Stamp) -> Rejected {
         correlation_id: uuid("correlation_id").unwrap_or_else(|| stamp.next_id()),
         source_node: text("source_node"),
         target_node: text("target_node"),
-        handler_type: text("handler_type").or_else(|| {
-            operation
-                .as_deref()
-                .and_then(operation_domain)
-                .map(str::to_owned)
-        }),
+        handler_type: handler_type_or_domain(text("handler_type"), operation.as_deref()),
         operation,
         metadata: Payload::new(),
     };
