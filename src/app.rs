@@ -5,7 +5,7 @@ use std::ffi::OsString;
 use std::process::ExitCode;
 use std::sync::Arc;
 
-use smol::Executor;
+use smol::{Executor, LocalExecutor};
 
 use crate::cli::{self, Command, Options};
 use crate::contract::RuntimeHostContract;
@@ -49,7 +49,12 @@ pub fn main(profile: Profile) -> ExitCode {
     logging::init(options.log_level, options.log_format);
     // One executor, on this thread, for everything the host runs concurrently.
     let executor = Arc::new(Executor::new());
-    match smol::block_on(executor.run(run(profile, &options, &executor))) {
+    // The host's own work runs as a task, not as the future `block_on` polls: a task that
+    // wakes itself (a reply read while it waits for it) is simply queued again, where
+    // `block_on` would first poll the reactor, a round of system calls per wake-up.
+    let main = LocalExecutor::new();
+    let host = main.spawn(run(profile, &options, &executor));
+    match smol::block_on(executor.run(main.run(host))) {
         Ok(0) => ExitCode::SUCCESS,
         Ok(cut_short) => {
             log::error!("{cut_short} request(s) were cut short by the shutdown deadline");

@@ -297,6 +297,95 @@ fn twenty_slow_queries_share_five_connections_and_all_are_answered() {
     );
 }
 
+/// Routes `sql` with `parameters` as a request of its own, for running concurrently.
+fn route(runtime: &Arc<NodeRuntime>, sql: &str, parameters: Value) -> smol::Task<Envelope> {
+    let runtime = Arc::clone(runtime);
+    let payload = json!({"sql": sql, "parameters": parameters});
+    let payload = payload.as_object().cloned();
+    smol::spawn(async move {
+        let stamp = onex_host::envelope::Stamp::system();
+        let request = Envelope::request(&stamp, "store", "db.query", payload);
+        *runtime.route_envelope(Box::new(request)).await
+    })
+}
+
+#[test]
+fn statements_sharing_connections_each_get_their_own_result_or_error() {
+    let cluster = PgCluster::start();
+    let runtime = Arc::new(runtime(&cluster.url()));
+    // Many at once from several threads: they are pipelined on shared connections, and
+    // every fifth fails (division by zero) between statements that must not notice.
+    let responses = within(60, async {
+        let tasks: Vec<_> = (0..300)
+            .map(|i| {
+                let divisor = if i % 5 == 0 { 0 } else { i };
+                route(
+                    &runtime,
+                    "SELECT $1::int4 AS n, 600 / $2::int4 AS q, pg_backend_pid() AS pid",
+                    json!([i, divisor]),
+                )
+            })
+            .collect();
+        let mut responses = Vec::new();
+        for task in tasks {
+            responses.push(task.await);
+        }
+        responses
+    });
+    let mut backends = Vec::new();
+    for (i, response) in (0i64..).zip(responses) {
+        if i % 5 == 0 {
+            let error = failed(response);
+            assert!(
+                error.message.contains("SQLSTATE 22012"),
+                "{}",
+                error.message
+            );
+            continue;
+        }
+        let rows = ok(response)["rows"].clone();
+        assert_eq!(rows[0]["n"], i, "another statement's result: {rows}");
+        assert_eq!(rows[0]["q"], 600 / i, "{rows}");
+        backends.push(rows[0]["pid"].as_i64().expect("a pid"));
+    }
+    backends.sort_unstable();
+    backends.dedup();
+    assert!(
+        backends.len() <= 5,
+        "more than five connections: {backends:?}"
+    );
+}
+
+#[test]
+fn a_slow_statement_does_not_hold_up_the_statements_after_it() {
+    let cluster = PgCluster::start();
+    let runtime = Arc::new(runtime(&cluster.url()));
+    ok(call(
+        &runtime,
+        "db.query",
+        "SELECT 1::int4 AS warm",
+        json!([]),
+    ));
+    let (fast, slow) = within(30, async {
+        let slow = route(
+            &runtime,
+            "SELECT 'slow' AS which FROM pg_sleep(2)",
+            json!([]),
+        );
+        // Long enough for the slow one to be seen making no progress.
+        smol::Timer::after(Duration::from_millis(30)).await;
+        let fast = route(&runtime, "SELECT 'fast' AS which", json!([]));
+        // Whichever answers first: the fast one must not be queued behind the slow one.
+        future::or(async { (Some(fast.await), None) }, async {
+            (None, Some(slow.await))
+        })
+        .await
+    });
+    assert!(slow.is_none(), "the slow statement answered first");
+    let fast = fast.map(ok).expect("the fast answer");
+    assert_eq!(fast["rows"][0]["which"], "fast");
+}
+
 #[test]
 fn sequential_statements_reuse_one_connection_even_after_one_is_cancelled_midway() {
     let cluster = PgCluster::start();

@@ -8,8 +8,8 @@
 //! `db.query` returns `{rows: [{column: value}], row_count}`; `db.execute` returns
 //! `{row_count}` (rows affected). The placeholder count must equal the parameter count
 //! before anything is sent; `;--`, `DROP` and a top-level `UNION` log a warning.
-//! Statements run on a fixed pool of [`pool::POOL_SIZE`] connections, each driven on the
-//! host's reactor by the request using it, with a 30 s `statement_timeout`.
+//! Statements share a pool of at most [`pool::POOL_SIZE`] connections, pipelined (see
+//! [`pool`]), driven on the host's own thread, with a 30 s `statement_timeout`.
 //!
 //! The connection string comes from the environment, never from a contract:
 //! `OMNIBASE_INFRA_DB_URL`, else `DATABASE_URL`; both the `postgresql://…` URL form and
@@ -202,7 +202,8 @@ impl Handler for HandlerDb {
             let mut report = HealthReport::new(reachable.is_ok())
                 .with("database", endpoint)
                 .with("pool_size", pool::POOL_SIZE)
-                .with("queued", pool.queued());
+                .with("connections", pool.connections())
+                .with("in_flight", pool.in_flight());
             if let Err(error) = reachable {
                 report = report.with("error", error.to_string());
             }
@@ -232,10 +233,7 @@ impl Handler for HandlerDb {
                     "statement_timeout_ms".to_owned(),
                     STATEMENT_TIMEOUT.as_millis() as u64,
                 ),
-                (
-                    "connection_wait_ms".to_owned(),
-                    pool::WAIT_LIMIT.as_millis() as u64,
-                ),
+                ("pipeline_depth".to_owned(), pool::PIPELINE_DEPTH as u64),
             ]),
         }
     }

@@ -2,7 +2,10 @@
 //! handshake over it. Hosts are tried in the order the connection string lists them
 //! (`hostaddr` before `host` where both are given), like libpq does.
 
+use std::future::Future;
 use std::io;
+use std::pin::pin;
+use std::task::Poll;
 use std::time::Duration;
 
 use futures_lite::future;
@@ -109,18 +112,12 @@ async fn attempt(config: &Config, host: &Host, port: u16) -> Result<(Client, Con
         .await
         .map_err(Failure::Postgres)?;
     if config.get_target_session_attrs() == TargetSessionAttrs::ReadWrite {
-        let rows = match super::link::drive(
+        let rows = drive(
             &mut connection,
             client.simple_query("SHOW transaction_read_only"),
         )
-        .await
-        {
-            Ok(rows) => rows.map_err(Failure::Postgres)?,
-            Err(super::link::Broken::Failed(error)) => return Err(Failure::Postgres(error)),
-            Err(super::link::Broken::Closed) => {
-                return Err(Failure::Io(io::ErrorKind::UnexpectedEof.into()));
-            }
-        };
+        .await?
+        .map_err(Failure::Postgres)?;
         let read_only = rows.iter().any(
             |message| matches!(message, SimpleQueryMessage::Row(row) if row.get(0) == Some("on")),
         );
@@ -129,4 +126,30 @@ async fn attempt(config: &Config, host: &Host, port: u16) -> Result<(Client, Con
         }
     }
     Ok((client, connection))
+}
+
+/// Awaits `work` while polling the connection it needs, before the connection has a
+/// task of its own; the outer error means the connection ended.
+async fn drive<T>(
+    connection: &mut Connection,
+    work: impl Future<Output = Result<T, tokio_postgres::Error>>,
+) -> Result<Result<T, tokio_postgres::Error>, Failure> {
+    let mut work = pin!(work);
+    future::poll_fn(|cx| {
+        if let Poll::Ready(done) = work.as_mut().poll(cx) {
+            return Poll::Ready(Ok(done));
+        }
+        loop {
+            match connection.poll_message(cx) {
+                Poll::Ready(Some(Ok(_))) => {}
+                Poll::Ready(Some(Err(error))) => return Poll::Ready(Err(Failure::Postgres(error))),
+                Poll::Ready(None) => {
+                    return Poll::Ready(Err(Failure::Io(io::ErrorKind::UnexpectedEof.into())));
+                }
+                Poll::Pending => break,
+            }
+        }
+        work.as_mut().poll(cx).map(Ok)
+    })
+    .await
 }

@@ -1,15 +1,15 @@
-//! One open connection: its statements, its prepared-statement cache, and driving its
-//! socket while a statement is awaited.
+//! One open connection as statements see it: the client half, its prepared-statement
+//! cache, and how busy it is. The socket half runs as a task of the pool's
+//! ([`drive_socket`]).
 
 use std::collections::HashMap;
-use std::future::Future;
-use std::pin::pin;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::task::Poll;
-use std::time::Duration;
+use std::time::Instant;
 
 use futures_lite::future;
 use serde_json::Value;
-use smol::Timer;
 use tokio_postgres::{AsyncMessage, Client, Statement};
 
 use super::super::{error, types};
@@ -18,129 +18,141 @@ use super::connect::Connection;
 use crate::envelope::Payload;
 use crate::handler::HandlerError;
 
-/// How long checking a connection may take.
-const VALIDATION_TIMEOUT: Duration = Duration::from_secs(2);
-/// How long closing a connection politely may take at shutdown.
-const CLOSE_TIMEOUT: Duration = Duration::from_secs(1);
 /// Prepared statements kept per connection.
 const STATEMENT_CACHE: usize = 256;
 
-/// An open connection: the client half issues statements, the connection half owns the
-/// socket and must be polled for either to make progress.
+/// An open connection, shared by the statements running on it.
 pub(super) struct Link {
     client: Client,
-    connection: Connection,
-    statements: HashMap<String, Statement>,
+    statements: Mutex<HashMap<String, Statement>>,
+    /// Statements sent and not yet answered (or about to be sent).
+    in_flight: AtomicUsize,
+    /// When (µs on the pool's clock) a statement last finished here, or the link last
+    /// went from idle to busy.
+    progress: AtomicU64,
+    /// How long (µs) the last statement to finish here took, queueing included.
+    last_took: AtomicU64,
     /// The pool's count of lost connections when this one was last known good.
-    pub(super) checked: u64,
-    /// The socket failed or closed; the link must not be used again.
-    pub(super) broken: bool,
+    checked: AtomicU64,
 }
 
-/// Why awaiting a statement stopped short of its result: the connection ended.
-pub(super) enum Broken {
-    Failed(tokio_postgres::Error),
-    Closed,
+/// A statement counted in flight on its link until dropped (also when cancelled).
+pub(super) struct Busy<'a> {
+    link: &'a Link,
+    epoch: Instant,
+    started: u64,
 }
 
-/// Awaits `work` while polling the socket, which `work` needs to make progress. The
-/// outer error means the connection ended; the inner result is the statement's own.
-///
-/// Each pass polls `work` (queueing its request), then the socket (writing the request,
-/// reading replies), then `work` again (taking a reply just read), so that neither half
-/// has to wake the task for the other: a wake-up costs the reactor a round of syscalls.
-pub(super) async fn drive<T>(
-    connection: &mut Connection,
-    work: impl Future<Output = Result<T, tokio_postgres::Error>>,
-) -> Result<Result<T, tokio_postgres::Error>, Broken> {
-    let mut work = pin!(work);
-    future::poll_fn(|cx| {
-        if let Poll::Ready(done) = work.as_mut().poll(cx) {
-            return Poll::Ready(Ok(done));
-        }
+impl Drop for Busy<'_> {
+    fn drop(&mut self) {
+        let now = micros_since(self.epoch);
+        self.link.progress.store(now, Ordering::Relaxed);
+        self.link
+            .last_took
+            .store(now.saturating_sub(self.started), Ordering::Relaxed);
+        self.link.in_flight.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+/// Microseconds from `epoch` (the pool's start) to now.
+pub(super) fn micros_since(epoch: Instant) -> u64 {
+    u64::try_from(epoch.elapsed().as_micros()).unwrap_or(u64::MAX)
+}
+
+/// Reads and writes a connection's socket until it closes: replies go to the statements
+/// waiting on the client half, notices to the log.
+pub(super) async fn drive_socket(mut connection: Connection) {
+    let ended = future::poll_fn(|cx| {
         loop {
             match connection.poll_message(cx) {
                 Poll::Ready(Some(Ok(AsyncMessage::Notice(notice)))) => {
                     log::info!(handler_type = "db"; "database notice: {}", notice.message());
                 }
                 Poll::Ready(Some(Ok(_))) => {}
-                Poll::Ready(Some(Err(error))) => return Poll::Ready(Err(Broken::Failed(error))),
-                Poll::Ready(None) => return Poll::Ready(Err(Broken::Closed)),
-                Poll::Pending => break,
+                Poll::Ready(Some(Err(error))) => return Poll::Ready(Err(error)),
+                Poll::Ready(None) => return Poll::Ready(Ok(())),
+                Poll::Pending => return Poll::Pending,
             }
         }
-        work.as_mut().poll(cx).map(Ok)
     })
-    .await
+    .await;
+    // The statements in flight learn it from the client half; this says why.
+    if let Err(ended) = ended {
+        log::warn!(handler_type = "db"; "a database connection ended: {}", error::failure_reason(&ended));
+    }
 }
 
 impl Link {
     /// A link over a connection just opened, known good at `checked`.
-    pub(super) fn new(client: Client, connection: Connection, checked: u64) -> Link {
+    pub(super) fn new(client: Client, checked: u64) -> Link {
         Link {
             client,
-            connection,
-            statements: HashMap::new(),
-            checked,
-            broken: false,
+            statements: Mutex::new(HashMap::new()),
+            in_flight: AtomicUsize::new(0),
+            progress: AtomicU64::new(0),
+            last_took: AtomicU64::new(0),
+            checked: AtomicU64::new(checked),
         }
     }
 
-    /// [`drive`] for a statement of this link; a connection that ended marks it broken.
-    async fn drive<T>(
-        connection: &mut Connection,
-        broken: &mut bool,
-        work: impl Future<Output = Result<T, tokio_postgres::Error>>,
-    ) -> Result<T, HandlerError> {
-        match drive(connection, work).await {
-            Ok(done) => done.map_err(error::db_error),
-            Err(ended) => {
-                *broken = true;
-                Err(match ended {
-                    Broken::Failed(error) => error::db_error(error),
-                    Broken::Closed => {
-                        HandlerError::execution("the connection to the database was lost")
-                    }
-                })
-            }
+    /// Counts a statement in flight here until the guard drops; `epoch` starts the
+    /// pool's clock.
+    pub(super) fn enter(&self, epoch: Instant) -> Busy<'_> {
+        let started = micros_since(epoch);
+        if self.in_flight.fetch_add(1, Ordering::Relaxed) == 0 {
+            self.progress.store(started, Ordering::Relaxed);
+        }
+        Busy {
+            link: self,
+            epoch,
+            started,
         }
     }
 
-    /// Whether the connection still answers.
-    pub(super) async fn validate(&mut self) -> bool {
-        if self.broken || self.client.is_closed() {
-            return false;
-        }
-        let Link {
-            client,
-            connection,
-            broken,
-            ..
-        } = self;
-        let check = future::or(
-            async { Some(Link::drive(connection, broken, client.simple_query("")).await) },
-            async {
-                Timer::after(VALIDATION_TIMEOUT).await;
-                None
-            },
-        );
-        matches!(check.await, Some(Ok(_)))
+    pub(super) fn in_flight(&self) -> usize {
+        self.in_flight.load(Ordering::Relaxed)
+    }
+
+    /// Whether a statement sent now would be answered promptly at `now`: the link is
+    /// idle, or has fewer than `depth` in flight, answered its last statement within
+    /// `prompt` µs, and has answered one (or started) within the last `prompt` µs.
+    pub(super) fn takes_more(&self, now: u64, depth: usize, prompt: u64) -> bool {
+        let in_flight = self.in_flight();
+        in_flight == 0
+            || (in_flight < depth
+                && self.last_took.load(Ordering::Relaxed) <= prompt
+                && now.saturating_sub(self.progress.load(Ordering::Relaxed)) <= prompt)
+    }
+
+    /// The connection ended: the link must not be chosen again.
+    pub(super) fn is_closed(&self) -> bool {
+        self.client.is_closed()
+    }
+
+    pub(super) fn checked(&self) -> u64 {
+        self.checked.load(Ordering::Acquire)
+    }
+
+    pub(super) fn mark_checked(&self, lost: u64) {
+        self.checked.fetch_max(lost, Ordering::AcqRel);
+    }
+
+    /// Whether the connection still answers (the caller bounds the wait).
+    pub(super) async fn validate(&self) -> bool {
+        !self.is_closed() && self.client.simple_query("").await.is_ok()
     }
 
     pub(super) async fn run(
-        &mut self,
+        &self,
         op: Op,
         sql: &str,
         parameters: &[Value],
     ) -> Result<Payload, HandlerError> {
         if op == Op::Ping {
-            let Link {
-                client,
-                connection,
-                broken,
-                ..
-            } = self;
-            Link::drive(connection, broken, client.simple_query("SELECT 1")).await?;
+            self.client
+                .simple_query("SELECT 1")
+                .await
+                .map_err(error::db_error)?;
             return Ok(Payload::new());
         }
         let statement = self.prepare(sql).await?;
@@ -149,19 +161,21 @@ impl Link {
             .iter()
             .map(|p| &**p as &(dyn tokio_postgres::types::ToSql + Sync))
             .collect();
-        let Link {
-            client,
-            connection,
-            broken,
-            ..
-        } = self;
         let mut payload = Payload::new();
         if op == Op::Execute {
-            let count = Link::drive(connection, broken, client.execute(&statement, &refs)).await?;
+            let count = self
+                .client
+                .execute(&statement, &refs)
+                .await
+                .map_err(error::db_error)?;
             payload.insert("row_count".into(), count.into());
             return Ok(payload);
         }
-        let rows = Link::drive(connection, broken, client.query(&statement, &refs)).await?;
+        let rows = self
+            .client
+            .query(&statement, &refs)
+            .await
+            .map_err(error::db_error)?;
         let mut out = Vec::with_capacity(rows.len());
         for row in &rows {
             let mut object = Payload::new();
@@ -183,46 +197,25 @@ impl Link {
         Ok(payload)
     }
 
-    async fn prepare(&mut self, sql: &str) -> Result<Statement, HandlerError> {
-        if let Some(statement) = self.statements.get(sql) {
+    async fn prepare(&self, sql: &str) -> Result<Statement, HandlerError> {
+        if let Some(statement) = self.cache().get(sql) {
             return Ok(statement.clone());
         }
-        let Link {
-            client,
-            connection,
-            broken,
-            ..
-        } = self;
-        let statement = Link::drive(connection, broken, client.prepare(sql)).await?;
-        if self.statements.len() >= STATEMENT_CACHE {
-            self.statements.clear();
+        // Two statements preparing the same new SQL at once both prepare it; the cache
+        // keeps one.
+        let statement = self.client.prepare(sql).await.map_err(error::db_error)?;
+        let mut cache = self.cache();
+        if cache.len() >= STATEMENT_CACHE {
+            cache.clear();
         }
-        self.statements.insert(sql.to_owned(), statement.clone());
+        cache.insert(sql.to_owned(), statement.clone());
         Ok(statement)
     }
 
-    /// Tells the server goodbye: dropping the client queues a Terminate message, which
-    /// the connection writes before it ends.
-    pub(super) async fn close(self) {
-        let Link {
-            client,
-            mut connection,
-            ..
-        } = self;
-        drop(client);
-        let ended = future::poll_fn(|cx| {
-            loop {
-                match connection.poll_message(cx) {
-                    Poll::Ready(Some(Ok(_))) => {}
-                    Poll::Ready(_) => return Poll::Ready(()),
-                    Poll::Pending => return Poll::Pending,
-                }
-            }
-        });
-        future::or(ended, async {
-            Timer::after(CLOSE_TIMEOUT).await;
-        })
-        .await;
+    fn cache(&self) -> std::sync::MutexGuard<'_, HashMap<String, Statement>> {
+        self.statements
+            .lock()
+            .unwrap_or_else(|poison| poison.into_inner())
     }
 }
 
