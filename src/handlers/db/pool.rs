@@ -132,7 +132,7 @@ impl Pool {
         let result = self.on(&link, link.run(op, sql, parameters)).await;
         // A failure may mean the server went away (a restart, a failover): check, since
         // the client may only learn it when it next talks to the server.
-        if result.is_err() && !self.validate(&link).await {
+        if result.as_ref().is_err_and(may_be_lost) && !self.validate(&link).await {
             self.forget(&link);
             // A health check that found a stale connection says nothing about the
             // server: ask again on a fresh one (once; it has no side effects).
@@ -285,6 +285,22 @@ impl Pool {
         };
         Ok(best.map(Arc::clone))
     }
+}
+
+/// Whether a failed statement may mean its connection was lost: not when the server
+/// answered it with an error (which shows the connection works), nor when it was refused
+/// before anything was sent, nor when its result could not be mapped.
+fn may_be_lost(error: &HandlerError) -> bool {
+    let HandlerError::Execution {
+        source: Some(source),
+        ..
+    } = error
+    else {
+        return false;
+    };
+    source
+        .downcast_ref::<tokio_postgres::Error>()
+        .is_some_and(|error| error.as_db_error().is_none())
 }
 
 fn stopped() -> HandlerError {
