@@ -434,6 +434,44 @@ fn sequential_statements_reuse_one_connection_even_after_one_is_cancelled_midway
 }
 
 #[test]
+fn a_connection_the_server_closed_while_idle_is_replaced_without_failing_a_request() {
+    let cluster = PgCluster::start();
+    let runtime = runtime(&cluster.url());
+    let backend = || {
+        let rows = ok(call(
+            &runtime,
+            "db.query",
+            "SELECT pg_backend_pid() AS pid",
+            json!([]),
+        ))["rows"]
+            .clone();
+        rows[0]["pid"].as_i64().expect("a pid")
+    };
+    let first = backend();
+    let mut admin = postgres::Client::connect(&cluster.url(), postgres::NoTls).expect("connects");
+    let pid = i32::try_from(first).expect("a pid fits");
+    admin
+        .execute("SELECT pg_terminate_backend($1)", &[&pid])
+        .expect("terminates");
+    let gone = std::time::Instant::now();
+    while admin
+        .query("SELECT 1 FROM pg_stat_activity WHERE pid = $1", &[&pid])
+        .expect("asks")
+        .len()
+        == 1
+    {
+        assert!(
+            gone.elapsed() < Duration::from_secs(10),
+            "the backend lingers"
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    // For the host's event loop to see the socket close.
+    std::thread::sleep(Duration::from_millis(20));
+    assert_ne!(backend(), first, "the closed connection was used");
+}
+
+#[test]
 fn connects_over_a_unix_socket() {
     let cluster = PgCluster::start();
     let runtime = runtime(&cluster.socket_url());

@@ -18,9 +18,10 @@
 //! only while some request awaits a statement: every waiting request lends it its turns
 //! (`Executor::run`) on the host's thread, so a statement costs no thread and no
 //! hand-off. Connections open on first use. A connection that ended is dropped and a new
-//! one opened by the next statement; when one is found lost, the others are checked
-//! before their next statement, so a database restart costs at most the statements in
-//! flight on it, never a host restart. A request cancelled mid-statement (the shutdown
+//! one opened by the next statement (the sockets get a turn before each choice, so one
+//! the server closed while idle is seen closed, not used); when one is found lost, the
+//! others are checked before their next statement, so a database restart costs at most
+//! the statements in flight on it, never a host restart. A request cancelled mid-statement (the shutdown
 //! deadline) leaves its connection usable: the client discards the unread reply.
 
 mod connect;
@@ -232,6 +233,10 @@ impl Pool {
 
     /// The connection the next statement uses, and whether it was opened for it.
     async fn link(&self) -> Result<(Arc<Link>, bool), HandlerError> {
+        // Let the sockets take what arrived while no statement was waiting: a connection
+        // the server closed meanwhile ends now, and is replaced instead of failing this
+        // statement.
+        while self.drivers.try_tick() {}
         if let Some(link) = self.choose()? {
             return Ok((link, false));
         }
