@@ -233,10 +233,13 @@ impl Pool {
 
     /// The connection the next statement uses, and whether it was opened for it.
     async fn link(&self) -> Result<(Arc<Link>, bool), HandlerError> {
-        // Let the sockets take what arrived while no statement was waiting: a connection
-        // the server closed meanwhile ends now, and is replaced instead of failing this
-        // statement.
-        while self.drivers.try_tick() {}
+        // When no statement is waiting, nothing has run the sockets since the last one:
+        // let them take what arrived meanwhile, so that a connection the server closed
+        // ends now and is replaced instead of failing this statement. (While statements
+        // wait, they run the sockets; doing it here too broke up batched writes.)
+        if self.in_flight() == 0 {
+            while self.drivers.try_tick() {}
+        }
         if let Some(link) = self.choose()? {
             return Ok((link, false));
         }
