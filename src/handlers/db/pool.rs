@@ -7,22 +7,24 @@
 //! 88k statements/s where five connections used one statement at a time answered 57k:
 //! fewer system calls on both sides, and the server's process wakes once for several.
 //!
-//! A statement takes the open connection with the fewest in flight. Another connection
-//! is opened (up to [`POOL_SIZE`]) only when every open one has [`PIPELINE_DEPTH`] in
-//! flight or is *stalled*: its statements have made no progress for [`STALL_AFTER`] (a
-//! slow statement), so fast statements do not queue behind a slow one while a connection
-//! is free to take them. Light load keeps reusing one warm connection (and one warm
+//! A statement takes the least busy open connection that answers promptly: one that is
+//! idle, or has fewer than [`PIPELINE_DEPTH`] in flight, answered its last statement
+//! within [`PROMPT`] and made progress within the last [`PROMPT`]. Only when none does
+//! is another opened (up to [`POOL_SIZE`]), so fast statements do not queue behind a slow
+//! one while a connection is free to take them; once the pool is full, the least busy
+//! connection takes it. Light load keeps reusing one warm connection (and one warm
 //! server process).
 //!
 //! Each connection's socket is a task on the pool's own executor (`drivers`), which runs
-//! only while some request awaits a statement: every waiting request lends it its turns
-//! (`Executor::run`) on the host's thread, so a statement costs no thread and no
+//! only while some request awaits a statement: every waiting request gives it turns
+//! (`Executor::tick`) on the host's thread, so a statement costs no thread and no
 //! hand-off. Connections open on first use. A connection that ended is dropped and a new
-//! one opened by the next statement (the sockets get a turn before each choice, so one
-//! the server closed while idle is seen closed, not used); when one is found lost, the
-//! others are checked before their next statement, so a database restart costs at most
-//! the statements in flight on it, never a host restart. A request cancelled mid-statement (the shutdown
-//! deadline) leaves its connection usable: the client discards the unread reply.
+//! one opened by the next statement (when no statement is waiting, the sockets get a turn
+//! before the choice, so one the server closed while idle is seen closed, not used);
+//! when one is found lost, the others are checked before their next statement, so a
+//! database restart costs at most the statements in flight on it, never a host restart.
+//! A request cancelled mid-statement (the shutdown deadline) leaves its connection
+//! usable: the client discards the unread reply.
 
 mod connect;
 mod link;
