@@ -77,7 +77,7 @@ pub(super) struct Pool {
     opening: async_lock::Mutex<()>,
     /// Bumped whenever a connection is found lost.
     lost: AtomicU64,
-    /// The pool's clock starts here (stall detection).
+    /// The pool's clock starts here (how promptly connections answer).
     epoch: Instant,
 }
 
@@ -185,12 +185,12 @@ impl Pool {
         let _busy = link.enter(self.epoch);
         // `tick`, not `Executor::run`: a runner sets up a task queue of its own, which
         // cost a statement more than its round trip's worth of instructions.
-        let sockets = pin!(async {
+        let mut sockets = pin!(async {
             loop {
                 self.drivers.tick().await;
             }
         });
-        let (mut work, mut sockets) = (pin!(work), sockets);
+        let mut work = pin!(work);
         // Each pass polls the statement, then the sockets (writing it, reading replies),
         // then the statement again: a reply read in this pass is taken in this pass, not
         // after the whole task has been polled once more. When others are in flight on
