@@ -12,7 +12,7 @@ use futures_lite::{StreamExt, future};
 use smol::LocalExecutor;
 use uuid::Uuid;
 
-use super::RuntimeHost;
+use super::{RuntimeHost, Ticket};
 use crate::bus::{BusError, Message, Subscription};
 use crate::envelope::parse::parse_request;
 use crate::envelope::{Envelope, RequestContext};
@@ -42,16 +42,6 @@ impl RuntimeHost {
         let answered = Mutex::new(0u64);
         // A message taken from the input while it waits for a slot.
         let held: Mutex<Option<Message>> = Mutex::new(None);
-        // With one in flight, the last response, published while the next request's
-        // handler waits (or before the loop waits for input).
-        let ready: Mutex<Option<(u64, Box<Envelope>)>> = Mutex::new(None);
-        let publish_ready = || async {
-            let last = lock(&ready).take();
-            if let Some((sequence, response)) = last {
-                self.publish(sequence, response, &pending, &lost, &answered)
-                    .await;
-            }
-        };
         let tasks = LocalExecutor::new();
         let answering = async {
             let mut sequence = 0u64;
@@ -68,8 +58,6 @@ impl RuntimeHost {
                 let next = match next {
                     Some(next) => next,
                     None => {
-                        // Nothing to overlap the last response with: out it goes now.
-                        publish_ready().await;
                         self.room().await;
                         inputs.next().await
                     }
@@ -82,36 +70,15 @@ impl RuntimeHost {
                     break;
                 };
                 sequence += 1;
-                let handled = self.handle(sequence, message, &pending);
+                let task = self.answer(sequence, message, ticket, &pending, &lost, &answered);
                 if self.max_in_flight == 1 {
-                    // One at a time: the loop answers it itself (spawning a task per
-                    // message doubled the cost of an envelope), and publishes the
-                    // previous response while this request's handler waits, so that
-                    // writing it out is not between one handler call and the next.
-                    let handled = async {
-                        let response = handled.await;
-                        // The slot is free once the handler is done: the response
-                        // waiting in `ready` is one at most.
-                        drop(ticket);
-                        response
-                    };
-                    let (response, ()) = future::zip(handled, publish_ready()).await;
-                    *lock(&ready) = Some((sequence, response));
+                    // One at a time: the loop answers it itself; spawning a task
+                    // per message doubled the cost of an envelope.
+                    task.await;
                 } else {
-                    let (pending, lost, answered) = (&pending, &lost, &answered);
-                    tasks
-                        .spawn(async move {
-                            let response = handled.await;
-                            self.publish(sequence, response, pending, lost, answered)
-                                .await;
-                            // Held until published, so responses waiting for a slow
-                            // output count against the bound too.
-                            drop(ticket);
-                        })
-                        .detach();
+                    tasks.spawn(task).detach();
                 }
             }
-            publish_ready().await;
             self.idle().await;
         };
         // One race with the deadline for the whole loop: a race per step cost each
@@ -130,8 +97,6 @@ impl RuntimeHost {
             .await;
         // Dropping the executor cancels whatever is still running.
         drop(tasks);
-        // A response the deadline caught before it was published is an answer all the same.
-        publish_ready().await;
         let mut answered = *lock(&answered);
         if let Some(error) = lock(&lost).take() {
             return Err(error.into());
@@ -143,27 +108,24 @@ impl RuntimeHost {
         Ok(answered)
     }
 
-    /// Handles one message: parse and route. The pending entry lives until the response
-    /// is published, so the deadline answers exactly the unanswered.
-    async fn handle(&self, sequence: u64, message: Message, pending: &Pending) -> Box<Envelope> {
-        match self.parse(&message) {
+    /// Handles one message: parse, route, publish; the pending entry lives until the
+    /// response is published, so the deadline answers exactly the unanswered.
+    async fn answer(
+        &self,
+        sequence: u64,
+        message: Message,
+        ticket: Ticket,
+        pending: &Pending,
+        lost: &Mutex<Option<BusError>>,
+        answered: &Mutex<u64>,
+    ) {
+        let response = match self.parse(&message) {
             Ok(request) => {
                 lock(pending).insert(sequence, (message, request.correlation_id));
                 self.route(request).await
             }
             Err(response) => response,
-        }
-    }
-
-    /// Publishes the response to request `sequence`, which is then no longer pending.
-    async fn publish(
-        &self,
-        sequence: u64,
-        response: Box<Envelope>,
-        pending: &Pending,
-        lost: &Mutex<Option<BusError>>,
-        answered: &Mutex<u64>,
-    ) {
+        };
         match self.bus.publish_envelope(&response, &self.output).await {
             Ok(()) => *lock(answered) += 1,
             Err(error) => {
@@ -175,6 +137,7 @@ impl RuntimeHost {
             }
         }
         lock(pending).remove(&sequence);
+        drop(ticket);
     }
 
     /// At the deadline: a failure for every request still running, the message in hand
