@@ -5,7 +5,7 @@
 use std::future::Future;
 use std::io;
 use std::pin::pin;
-use std::task::Poll;
+use std::task::{Context, Poll};
 use std::time::Duration;
 
 use futures_lite::future;
@@ -13,7 +13,7 @@ use smol::Timer;
 use smol::net::TcpStream;
 use tokio_postgres::config::{Host, TargetSessionAttrs};
 use tokio_postgres::tls::NoTlsStream;
-use tokio_postgres::{Client, Config, NoTls, SimpleQueryMessage};
+use tokio_postgres::{AsyncMessage, Client, Config, NoTls, SimpleQueryMessage};
 
 use super::super::error::{endpoint, failure_reason};
 use super::socket::{Duplex, Socket};
@@ -139,17 +139,34 @@ async fn drive<T>(
         if let Poll::Ready(done) = work.as_mut().poll(cx) {
             return Poll::Ready(Ok(done));
         }
-        loop {
-            match connection.poll_message(cx) {
-                Poll::Ready(Some(Ok(_))) => {}
-                Poll::Ready(Some(Err(error))) => return Poll::Ready(Err(Failure::Postgres(error))),
-                Poll::Ready(None) => {
-                    return Poll::Ready(Err(Failure::Io(io::ErrorKind::UnexpectedEof.into())));
-                }
-                Poll::Pending => break,
+        match poll_connection(connection, cx) {
+            Poll::Ready(Err(error)) => return Poll::Ready(Err(Failure::Postgres(error))),
+            Poll::Ready(Ok(())) => {
+                return Poll::Ready(Err(Failure::Io(io::ErrorKind::UnexpectedEof.into())));
             }
+            Poll::Pending => {}
         }
         work.as_mut().poll(cx).map(Ok)
     })
     .await
+}
+
+/// Reads and writes `connection`'s socket until it would wait (`Pending`) or the
+/// connection ends (`Ready`: closed, or failed): replies go to the statements waiting on
+/// the client half, notices to the log.
+pub(super) fn poll_connection(
+    connection: &mut Connection,
+    cx: &mut Context<'_>,
+) -> Poll<Result<(), tokio_postgres::Error>> {
+    loop {
+        match connection.poll_message(cx) {
+            Poll::Ready(Some(Ok(AsyncMessage::Notice(notice)))) => {
+                log::info!(handler_type = "db"; "database notice: {}", notice.message());
+            }
+            Poll::Ready(Some(Ok(_))) => {}
+            Poll::Ready(Some(Err(error))) => return Poll::Ready(Err(error)),
+            Poll::Ready(None) => return Poll::Ready(Ok(())),
+            Poll::Pending => return Poll::Pending,
+        }
+    }
 }

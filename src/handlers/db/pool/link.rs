@@ -5,16 +5,15 @@
 use std::collections::HashMap;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::task::Poll;
 use std::time::Instant;
 
 use futures_lite::future;
 use serde_json::Value;
-use tokio_postgres::{AsyncMessage, Client, Statement};
+use tokio_postgres::{Client, Statement};
 
 use super::super::{error, types};
 use super::Op;
-use super::connect::Connection;
+use super::connect::{Connection, poll_connection};
 use crate::envelope::Payload;
 use crate::handler::HandlerError;
 
@@ -59,23 +58,9 @@ pub(super) fn micros_since(epoch: Instant) -> u64 {
     u64::try_from(epoch.elapsed().as_micros()).unwrap_or(u64::MAX)
 }
 
-/// Reads and writes a connection's socket until it closes: replies go to the statements
-/// waiting on the client half, notices to the log.
+/// Runs a connection's socket until the connection ends (see [`poll_connection`]).
 pub(super) async fn drive_socket(mut connection: Connection) {
-    let ended = future::poll_fn(|cx| {
-        loop {
-            match connection.poll_message(cx) {
-                Poll::Ready(Some(Ok(AsyncMessage::Notice(notice)))) => {
-                    log::info!(handler_type = "db"; "database notice: {}", notice.message());
-                }
-                Poll::Ready(Some(Ok(_))) => {}
-                Poll::Ready(Some(Err(error))) => return Poll::Ready(Err(error)),
-                Poll::Ready(None) => return Poll::Ready(Ok(())),
-                Poll::Pending => return Poll::Pending,
-            }
-        }
-    })
-    .await;
+    let ended = future::poll_fn(|cx| poll_connection(&mut connection, cx)).await;
     // The statements in flight learn it from the client half; this says why.
     if let Err(ended) = ended {
         log::warn!(handler_type = "db"; "a database connection ended: {}", error::failure_reason(&ended));
