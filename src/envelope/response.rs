@@ -53,30 +53,27 @@ impl RequestContext {
     }
 
     /// Splits `request` into its context and its payload, without copying either.
-    pub fn split(request: Box<Envelope>) -> (RequestContext, Option<Payload>) {
-        let Envelope {
-            envelope_id,
-            correlation_id,
-            source_node,
-            target_node,
-            handler_type,
-            operation,
-            payload,
-            metadata,
-            ..
-        } = *request;
+    pub fn split(mut request: Box<Envelope>) -> (RequestContext, Option<Payload>) {
+        let payload = request.payload.take();
+        (RequestContext::take(&mut request), payload)
+    }
+
+    /// Takes the context out of `request`, field by field, leaving the rest (the payload
+    /// among it) where it is: [`RequestContext::answer`] then writes the response there.
+    pub fn take(request: &mut Envelope) -> RequestContext {
+        let operation = request.operation.take();
         // Moved, not copied: a parsed request already has it (see `parse_request`).
-        let handler_type = handler_type_or_domain(handler_type, operation.as_deref());
-        let context = RequestContext {
-            envelope_id: Some(envelope_id),
-            correlation_id,
-            source_node,
-            target_node,
+        let handler_type =
+            handler_type_or_domain(request.handler_type.take(), operation.as_deref());
+        RequestContext {
+            envelope_id: Some(request.envelope_id),
+            correlation_id: request.correlation_id,
+            source_node: request.source_node.take(),
+            target_node: request.target_node.take(),
             handler_type,
             operation,
-            metadata,
-        };
-        (context, payload)
+            metadata: std::mem::take(&mut request.metadata),
+        }
     }
 
     /// The context an error about this request carries.
@@ -90,37 +87,70 @@ impl RequestContext {
 
     /// The response to this request: a result, or an error envelope.
     pub fn respond(
-        self,
+        mut self,
         outcome: Result<Option<Payload>, RuntimeHostError>,
         stamp: &Stamp,
     ) -> Envelope {
+        // Every field is overwritten; the placeholders take no id or time from `stamp`.
+        let mut response = Envelope {
+            envelope_id: Uuid::nil(),
+            envelope_version: Cow::Borrowed(ENVELOPE_VERSION),
+            correlation_id: Uuid::nil(),
+            causation_id: None,
+            source_node: None,
+            target_node: None,
+            handler_type: None,
+            operation: None,
+            payload: None,
+            metadata: Payload::new(),
+            timestamp: time::OffsetDateTime::UNIX_EPOCH,
+            is_response: true,
+            success: None,
+            error: None,
+        };
+        self.answer(outcome, stamp, &mut response);
+        response
+    }
+
+    /// Turns `envelope` (the request this context was taken from, or any other) into the
+    /// response to this request, every field written; the context's fields move there
+    /// and it is left empty.
+    ///
+    /// Field by field, in place, and the context by reference: an envelope is some 350
+    /// bytes and a context 160, and every move of either by value (a whole envelope into
+    /// its box, the context into this call) is a call to `memcpy`, which on the static
+    /// build (musl) costs tens of cycles whatever the size.
+    pub fn answer(
+        &mut self,
+        outcome: Result<Option<Payload>, RuntimeHostError>,
+        stamp: &Stamp,
+        envelope: &mut Envelope,
+    ) {
         let (success, payload, error) = match outcome {
             Ok(payload) => (true, payload, None),
             Err(error) => (false, None, Some(self.error_body(&error))),
         };
-        let mut metadata = self.metadata;
+        let mut metadata = std::mem::take(&mut self.metadata);
         if let Some(target) = &self.target_node {
             metadata.insert(
                 "original_target_node".to_owned(),
                 Value::String(target.clone()),
             );
         }
-        Envelope {
-            envelope_id: stamp.next_id(),
-            envelope_version: Cow::Borrowed(ENVELOPE_VERSION),
-            correlation_id: self.correlation_id,
-            causation_id: self.envelope_id,
-            source_node: self.target_node,
-            target_node: self.source_node,
-            handler_type: self.handler_type,
-            operation: self.operation,
-            payload,
-            metadata,
-            timestamp: stamp.now(),
-            is_response: true,
-            success: Some(success),
-            error,
-        }
+        envelope.envelope_id = stamp.next_id();
+        envelope.envelope_version = Cow::Borrowed(ENVELOPE_VERSION);
+        envelope.correlation_id = self.correlation_id;
+        envelope.causation_id = self.envelope_id;
+        envelope.source_node = self.target_node.take();
+        envelope.target_node = self.source_node.take();
+        envelope.handler_type = self.handler_type.take();
+        envelope.operation = self.operation.take();
+        envelope.payload = payload;
+        envelope.metadata = metadata;
+        envelope.timestamp = stamp.now();
+        envelope.is_response = true;
+        envelope.success = Some(success);
+        envelope.error = error;
     }
 
     fn error_body(&self, error: &RuntimeHostError) -> ErrorBody {
@@ -170,6 +200,39 @@ mod tests {
         assert_eq!(response.metadata["trace"], "t-1");
         assert_eq!(response.metadata["original_target_node"], "node_a");
         assert_eq!(response.error, None);
+    }
+
+    #[test]
+    fn answering_in_the_requests_place_leaves_nothing_of_the_request() {
+        let request = || {
+            let mut request =
+                Envelope::request(&Stamp::deterministic(0), "node_a", "local.echo", None);
+            request.source_node = Some("caller".into());
+            request.metadata.insert("trace".into(), json!("t-1"));
+            request.payload = Some(Payload::from_iter([("n".to_owned(), json!(1))]));
+            request.success = Some(false);
+            Box::new(request)
+        };
+        let (context, payload) = RequestContext::split(request());
+        let built = context.respond(Ok(payload), &Stamp::deterministic(7));
+
+        let mut envelope = request();
+        let payload = envelope.payload.take();
+        let mut context = RequestContext::take(&mut envelope);
+        context.answer(Ok(payload), &Stamp::deterministic(7), &mut envelope);
+        assert_eq!(*envelope, built);
+        assert_eq!(
+            envelope.payload.as_ref().map(|p| p["n"].clone()),
+            Some(json!(1))
+        );
+        assert_eq!(
+            context,
+            RequestContext {
+                envelope_id: context.envelope_id,
+                correlation_id: context.correlation_id,
+                ..RequestContext::default()
+            }
+        );
     }
 
     #[test]
