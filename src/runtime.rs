@@ -76,8 +76,8 @@ impl NodeRuntime {
         &self.stamp
     }
 
-    /// Routes `request` and returns its response (in the request's box): a result, or an
-    /// error envelope.
+    /// Routes the request in `envelope` and returns its response in the same box: a
+    /// result, or an error envelope.
     ///
     /// Both travel boxed, and the response is written into the request's box. An envelope
     /// is some 350 bytes, and every move of one by value (into a future, out of one, into
