@@ -5,12 +5,14 @@
 use std::future::Future;
 use std::io;
 use std::pin::pin;
+use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
 use futures_lite::future;
-use smol::Timer;
 use smol::net::TcpStream;
+use smol::net::unix::UnixStream;
+use smol::{Async, Timer};
 use tokio_postgres::config::{Host, TargetSessionAttrs};
 use tokio_postgres::tls::NoTlsStream;
 use tokio_postgres::{AsyncMessage, Client, Config, NoTls, SimpleQueryMessage};
@@ -89,22 +91,19 @@ pub(super) async fn open(config: &Config) -> Result<(Client, Connection), Handle
 }
 
 async fn attempt(config: &Config, host: &Host, port: u16) -> Result<(Client, Connection), Failure> {
-    let socket: Box<dyn Duplex> = match host {
+    let socket: Arc<dyn Duplex> = match host {
         Host::Tcp(name) => {
             let stream = TcpStream::connect((name.as_str(), port))
                 .await
                 .map_err(Failure::Io)?;
             // Statements are small writes answered at once: never wait to coalesce them.
             stream.set_nodelay(true).map_err(Failure::Io)?;
-            Box::new(stream)
+            Arc::<Async<std::net::TcpStream>>::from(stream)
         }
         Host::Unix(directory) => {
             let path = directory.join(format!(".s.PGSQL.{port}"));
-            Box::new(
-                smol::net::unix::UnixStream::connect(path)
-                    .await
-                    .map_err(Failure::Io)?,
-            )
+            let stream = UnixStream::connect(path).await.map_err(Failure::Io)?;
+            Arc::<Async<std::os::unix::net::UnixStream>>::from(stream)
         }
     };
     let (client, mut connection) = config
