@@ -16,6 +16,33 @@ pub fn median(values: &mut [f64]) -> f64 {
     values[values.len() / 2]
 }
 
+/// A figure over its baseline, run by run: each run is divided by the baseline run beside
+/// it, so that a pair shares the machine's load of the moment (on a shared machine the
+/// load drifts between runs by more than the differences measured).
+pub struct Ratio {
+    pub median: f64,
+    pub low: f64,
+    pub high: f64,
+}
+
+impl Ratio {
+    /// The ratios of `figures[i]` to `baselines[i]`.
+    pub fn of_pairs(figures: &[f64], baselines: &[f64]) -> Ratio {
+        assert_eq!(figures.len(), baselines.len(), "one baseline run per run");
+        let mut ratios: Vec<f64> = figures
+            .iter()
+            .zip(baselines)
+            .map(|(figure, baseline)| figure / baseline)
+            .collect();
+        let median = median(&mut ratios);
+        Ratio {
+            median,
+            low: ratios[0],
+            high: ratios[ratios.len() - 1],
+        }
+    }
+}
+
 /// The `q` quantile (0..1) of `values`.
 pub fn quantile(values: &mut [f64], q: f64) -> f64 {
     values.sort_by(f64::total_cmp);

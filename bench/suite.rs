@@ -13,7 +13,9 @@
 //!
 //! `just bench ad` runs only scenarios a and d.
 //!
-//! The machines are shared and noisy: compare ratios, which come from back-to-back runs.
+//! The machines are shared and noisy: compare ratios. Each run of a figure is divided by
+//! the baseline run just before or after it, and the report gives the median of those
+//! ratios with their range.
 
 #[path = "../tests/support/http_server.rs"]
 #[allow(dead_code)]
@@ -33,7 +35,7 @@ pub struct Row {
     pub figure: String,
     pub baseline: String,
     /// The figure over its baseline, where they compare.
-    pub ratio: Option<f64>,
+    pub ratio: Option<measure::Ratio>,
     pub target: &'static str,
     pub met: Option<bool>,
 }
@@ -65,12 +67,17 @@ fn main() {
             rows.extend(scenario(reps));
         }
     }
-    println!("| scenario | figure | baseline | ratio | target | met |");
+    println!("| scenario | figure | baseline | ratio (range) | target | met |");
     println!("| --- | --- | --- | --- | --- | --- |");
     for row in &rows {
-        let ratio = row
-            .ratio
-            .map_or("".to_owned(), |r| format!("{:.0}%", r * 100.0));
+        let ratio = row.ratio.as_ref().map_or(String::new(), |r| {
+            format!(
+                "{:.0}% ({:.0}–{:.0})",
+                r.median * 100.0,
+                r.low * 100.0,
+                r.high * 100.0
+            )
+        });
         let met = match row.met {
             Some(true) => "yes",
             Some(false) => "NO",
