@@ -187,7 +187,7 @@ fn against_target(scenario: &'static str, figure: String, target: &'static str, 
 }
 
 /// A throughput row: the host's envelopes/s against a raw client's rate, run by run
-/// (`raw` names the client and its unit).
+/// (`client` names the client and the unit of its rate).
 fn beside_raw(
     scenario: &'static str,
     mut host: Vec<f64>,
