@@ -10,11 +10,12 @@
 //! its rest skipped, and answered with an error.
 
 use std::io;
-use std::pin::pin;
+use std::pin::{Pin, pin};
+use std::task::Poll;
 
 use async_channel::{Receiver, Sender};
-use futures_lite::io::{AsyncBufRead, AsyncBufReadExt, AsyncReadExt, AsyncWriteExt};
-use futures_lite::{StreamExt, future, stream};
+use futures_lite::io::{AsyncBufRead, AsyncWriteExt};
+use futures_lite::{StreamExt, future, ready, stream};
 
 use crate::bus::Subscription;
 use crate::envelope::MAX_ENVELOPE_BYTES;
@@ -132,30 +133,36 @@ async fn read_line<R: AsyncBufRead + Unpin>(
     keep: usize,
 ) -> io::Result<bool> {
     line.clear();
-    let limit = u64::try_from(keep).unwrap_or(u64::MAX);
-    if (&mut *reader).take(limit).read_until(b'\n', line).await? == 0 {
-        return Ok(false);
+    let (mut read_any, mut ended) = (false, false);
+    while !ended {
+        // Each step copies what the buffer holds, up to the line's end, and consumes it
+        // (in one poll: futures-lite's `fill_buf` polls twice and panics if the second
+        // poll is not ready).
+        let used = future::poll_fn(|cx| {
+            let available = ready!(Pin::new(&mut *reader).poll_fill_buf(cx))?;
+            let (chunk, used) = match memchr::memchr(b'\n', available) {
+                Some(end) => {
+                    ended = true;
+                    (&available[..end], end + 1)
+                }
+                None => (available, available.len()),
+            };
+            // Beyond `keep` bytes the line is cut: the rest is read and dropped.
+            let room = keep.saturating_sub(line.len());
+            line.extend_from_slice(&chunk[..chunk.len().min(room)]);
+            Pin::new(&mut *reader).consume(used);
+            Poll::Ready(Ok::<_, io::Error>(used))
+        })
+        .await?;
+        if used == 0 {
+            break;
+        }
+        read_any = true;
     }
-    if line.last() == Some(&b'\n') {
+    if ended && line.len() < keep && line.last() == Some(&b'\r') {
         line.pop();
-        if line.last() == Some(&b'\r') {
-            line.pop();
-        }
-    } else if line.len() == keep {
-        // Cut at `keep` bytes: skip to the end of the line, a bounded chunk at a time.
-        let mut rest = Vec::new();
-        loop {
-            rest.clear();
-            let read = (&mut *reader)
-                .take(64 * 1024)
-                .read_until(b'\n', &mut rest)
-                .await?;
-            if read == 0 || rest.last() == Some(&b'\n') {
-                break;
-            }
-        }
     }
-    Ok(true)
+    Ok(read_any)
 }
 
 #[cfg(test)]
@@ -188,6 +195,8 @@ mod tests {
             ]
         );
         assert_eq!(lines(b"", 100), Vec::<Vec<u8>>::new());
+        // A carriage return ends a line only before a newline.
+        assert_eq!(lines(b"a\rb\r", 100), vec![b"a\rb\r".to_vec()]);
     }
 
     #[test]
@@ -195,6 +204,11 @@ mod tests {
         assert_eq!(
             lines(b"0123456789\nok\n", 4),
             vec![b"0123".to_vec(), b"ok".to_vec()]
+        );
+        // The cut falls inside one buffer fill and the line ends several fills later.
+        assert_eq!(
+            lines(b"0123456789abcdef\r\nxy\r\n", 5),
+            vec![b"01234".to_vec(), b"xy".to_vec()]
         );
     }
 }
