@@ -17,7 +17,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use async_lock::{Semaphore, SemaphoreGuardArc};
+use async_lock::{Semaphore, SemaphoreGuard};
 use prometheus_client::metrics::gauge::Gauge;
 
 use crate::bus::{EventBus, Subscription, Topic};
@@ -61,19 +61,22 @@ pub struct RuntimeHost {
     output: Topic,
     metrics: Metrics,
     state: AtomicU8,
-    slots: Arc<Semaphore>,
+    slots: Semaphore,
     max_in_flight: usize,
     cut_short: AtomicU64,
     shut_down: AtomicBool,
 }
 
 /// Permission to handle one request; the slot is freed when it is dropped.
-pub struct Ticket {
-    _slot: SemaphoreGuardArc,
-    in_flight: Gauge,
+///
+/// Borrowed from the host, not shared: every clone of an `Arc` is an atomic operation,
+/// and taking and returning a slot was eight of them.
+pub struct Ticket<'a> {
+    _slot: SemaphoreGuard<'a>,
+    in_flight: &'a Gauge,
 }
 
-impl Drop for Ticket {
+impl Drop for Ticket<'_> {
     fn drop(&mut self) {
         self.in_flight.dec();
     }
@@ -99,7 +102,7 @@ impl RuntimeHost {
             output,
             metrics: Metrics::new(),
             state: AtomicU8::new(HostState::Starting as u8),
-            slots: Arc::new(Semaphore::new(max_in_flight)),
+            slots: Semaphore::new(max_in_flight),
             max_in_flight,
             cut_short: AtomicU64::new(0),
             shut_down: AtomicBool::new(false),
@@ -204,12 +207,12 @@ impl RuntimeHost {
     }
 
     /// Waits for a free slot; at most `max_in_flight` tickets exist at once.
-    pub async fn admit(&self) -> Ticket {
-        let slot = self.slots.acquire_arc().await;
+    pub async fn admit(&self) -> Ticket<'_> {
+        let slot = self.slots.acquire().await;
         self.metrics.in_flight().inc();
         Ticket {
             _slot: slot,
-            in_flight: self.metrics.in_flight().clone(),
+            in_flight: self.metrics.in_flight(),
         }
     }
 
@@ -227,7 +230,7 @@ impl RuntimeHost {
     pub async fn idle(&self) {
         let mut all = Vec::with_capacity(self.max_in_flight);
         for _ in 0..self.max_in_flight {
-            all.push(self.slots.acquire_arc().await);
+            all.push(self.slots.acquire().await);
         }
     }
 

@@ -5,8 +5,8 @@
 //! arrived; with more, in the order they complete, matched to requests by `causation_id`.
 //! A new message is taken only when a slot is free, so memory stays bounded.
 
+use std::cell::{Cell, RefCell};
 use std::collections::BTreeMap;
-use std::sync::Mutex;
 
 use futures_lite::{StreamExt, future};
 use smol::LocalExecutor;
@@ -22,7 +22,11 @@ use crate::latch::Latch;
 /// Requests being handled, by sequence number: the message as read and the correlation
 /// id it was given, so that the deadline can answer them. The message is moved here, not
 /// copied; a copy of every request's context cost each envelope a handful of allocations.
-type Pending = Mutex<BTreeMap<u64, (Message, Uuid)>>;
+///
+/// The consumer and its tasks share one thread (a `LocalExecutor`), so its shared state
+/// is in cells, not mutexes: a mutex is an atomic operation to lock and one to unlock,
+/// and it took twelve per envelope. No borrow of a cell is held across an `await`.
+type Pending = RefCell<BTreeMap<u64, (Message, Uuid)>>;
 
 impl RuntimeHost {
     /// Answers the messages of `inputs` until it ends (the input topic was closed and
@@ -37,16 +41,16 @@ impl RuntimeHost {
         deadline: &Latch,
     ) -> Result<u64, RuntimeHostError> {
         // Declared before the executor, whose tasks borrow them.
-        let pending: Pending = Mutex::new(BTreeMap::new());
-        let lost: Mutex<Option<BusError>> = Mutex::new(None);
-        let answered = Mutex::new(0u64);
+        let pending: Pending = RefCell::new(BTreeMap::new());
+        let lost: RefCell<Option<BusError>> = RefCell::new(None);
+        let answered = Cell::new(0u64);
         // A message taken from the input while it waits for a slot.
-        let held: Mutex<Option<Message>> = Mutex::new(None);
+        let held: Cell<Option<Message>> = Cell::new(None);
         let tasks = LocalExecutor::new();
         let answering = async {
             let mut sequence = 0u64;
             // A response that cannot be published stops the loop: nothing after it could be.
-            while lock(&lost).is_none() {
+            while lost.borrow().is_none() {
                 // Take input only when there is room, without holding the room while
                 // waiting: API requests share the slots. With room and input waiting (a
                 // busy host) that is two quick checks; otherwise wait for each in turn.
@@ -63,10 +67,10 @@ impl RuntimeHost {
                     }
                 };
                 let Some(message) = next else { break };
-                *lock(&held) = Some(message);
+                held.set(Some(message));
                 let ticket = self.admit().await;
                 // Only the deadline takes a held message, and it ends this loop first.
-                let Some(message) = lock(&held).take() else {
+                let Some(message) = held.take() else {
                     break;
                 };
                 sequence += 1;
@@ -97,12 +101,12 @@ impl RuntimeHost {
             .await;
         // Dropping the executor cancels whatever is still running.
         drop(tasks);
-        let mut answered = *lock(&answered);
-        if let Some(error) = lock(&lost).take() {
+        let mut answered = answered.get();
+        if let Some(error) = lost.take() {
             return Err(error.into());
         }
         if !finished {
-            let held = lock(&held).take();
+            let held = held.take();
             answered += self.answer_unfinished(held, inputs, pending).await?;
         }
         Ok(answered)
@@ -114,29 +118,31 @@ impl RuntimeHost {
         &self,
         sequence: u64,
         message: Message,
-        ticket: Ticket,
+        ticket: Ticket<'_>,
         pending: &Pending,
-        lost: &Mutex<Option<BusError>>,
-        answered: &Mutex<u64>,
+        lost: &RefCell<Option<BusError>>,
+        answered: &Cell<u64>,
     ) {
         let response = match self.parse(&message) {
             Ok(request) => {
-                lock(pending).insert(sequence, (message, request.correlation_id));
+                pending
+                    .borrow_mut()
+                    .insert(sequence, (message, request.correlation_id));
                 self.route(request).await
             }
             Err(response) => response,
         };
         match self.bus.publish_envelope(&response, &self.output).await {
-            Ok(()) => *lock(answered) += 1,
+            Ok(()) => answered.set(answered.get() + 1),
             Err(error) => {
                 log::error!(
                     correlation_id = response.correlation_id.to_string().as_str();
                     "response {} could not be published: {error}", response.envelope_id
                 );
-                lock(lost).get_or_insert(error);
+                lost.borrow_mut().get_or_insert(error);
             }
         }
-        lock(pending).remove(&sequence);
+        pending.borrow_mut().remove(&sequence);
         drop(ticket);
     }
 
@@ -148,9 +154,7 @@ impl RuntimeHost {
         mut inputs: Subscription,
         pending: Pending,
     ) -> Result<u64, RuntimeHostError> {
-        let running = pending
-            .into_inner()
-            .unwrap_or_else(|poison| poison.into_inner());
+        let running = pending.into_inner();
         let stamp = self.runtime.stamp();
         let mut responses: Vec<Envelope> = running
             .into_values()
@@ -190,8 +194,4 @@ impl RuntimeHost {
         self.note_cut_short(count);
         Ok(count)
     }
-}
-
-fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    mutex.lock().unwrap_or_else(|poison| poison.into_inner())
 }
