@@ -79,7 +79,7 @@ pub fn no_io(reps: usize) -> Vec<Row> {
         let mut bytes = 0usize;
         for line in text.lines() {
             let request = parse_request(line.as_bytes(), &stamp).expect("a valid request");
-            let (context, payload) = RequestContext::split(request);
+            let (context, payload) = RequestContext::split(request.into_envelope());
             bytes += context.respond(Ok(payload), &stamp).to_json_bytes().len();
         }
         std::hint::black_box(bytes);

@@ -24,7 +24,7 @@ use crate::error::ErrorCode;
 pub use error::EnvelopeError;
 pub use response::RequestContext;
 pub use stamp::{Clock, IdGenerator, Stamp};
-pub use target::{RequestTarget, operation_domain};
+pub use target::{Request, RequestTarget, operation_domain};
 
 /// The envelope format version this host writes.
 pub const ENVELOPE_VERSION: &str = "1.0.0";

@@ -22,7 +22,7 @@ use prometheus_client::metrics::gauge::Gauge;
 
 use crate::bus::{EventBus, Subscription, Topic};
 use crate::envelope::parse::parse_request;
-use crate::envelope::{Envelope, EnvelopeError, RequestContext};
+use crate::envelope::{Envelope, EnvelopeError, Request, RequestContext};
 use crate::error::{ErrorKind, RuntimeHostError};
 use crate::metrics::Metrics;
 use crate::runtime::NodeRuntime;
@@ -235,7 +235,7 @@ impl RuntimeHost {
     }
 
     /// Reads `message` as a request; a message that is not one gets its error response.
-    pub fn parse(&self, message: &[u8]) -> Result<Box<Envelope>, Box<Envelope>> {
+    pub fn parse(&self, message: &[u8]) -> Result<Request, Box<Envelope>> {
         match parse_request(message, self.runtime.stamp()) {
             Ok(request) => {
                 self.metrics.received(&request);
@@ -267,9 +267,9 @@ impl RuntimeHost {
     }
 
     /// Routes a parsed request and returns its response.
-    pub async fn route(&self, request: Box<Envelope>) -> Box<Envelope> {
+    pub async fn route(&self, request: Request) -> Box<Envelope> {
         let started = Instant::now();
-        let response = self.runtime.route_envelope(request).await;
+        let response = self.runtime.route(request).await;
         self.metrics.answered(&response, started.elapsed());
         log_outcome(&response);
         response

@@ -12,7 +12,7 @@ use serde_json::Value;
 use time::OffsetDateTime;
 use uuid::Uuid;
 
-use super::target::handler_type_or_domain;
+use super::target::Request;
 use super::{
     ENVELOPE_VERSION, Envelope, EnvelopeError, MAX_ENVELOPE_BYTES, Payload, RequestContext, Stamp,
 };
@@ -69,7 +69,7 @@ impl Rejected {
 /// `envelope_version` is the current one, a missing `handler_type` is the operation's
 /// domain (so that nothing later derives it again). Anything else wrong is a [`Rejected`]
 /// that still carries the request's correlation id (or a fresh one if none could be read).
-pub fn parse_request(bytes: &[u8], stamp: &Stamp) -> Result<Box<Envelope>, Box<Rejected>> {
+pub fn parse_request(bytes: &[u8], stamp: &Stamp) -> Result<Request, Box<Rejected>> {
     if bytes.len() > MAX_ENVELOPE_BYTES {
         let context = RequestContext {
             correlation_id: stamp.next_id(),
@@ -85,7 +85,9 @@ pub fn parse_request(bytes: &[u8], stamp: &Stamp) -> Result<Box<Envelope>, Box<R
         _ => return Err(Box::new(reject_unreadable(bytes, stamp))),
     };
     let missing_id = wire.envelope_id.is_none();
-    let envelope = Envelope {
+    let (payload, payload_error) = object_or_null("payload", wire.payload);
+    let (metadata, metadata_error) = object_or_null("metadata", wire.metadata);
+    let envelope = Box::new(Envelope {
         envelope_id: wire.envelope_id.unwrap_or_else(Uuid::nil),
         envelope_version: wire
             .envelope_version
@@ -94,82 +96,88 @@ pub fn parse_request(bytes: &[u8], stamp: &Stamp) -> Result<Box<Envelope>, Box<R
         causation_id: wire.causation_id,
         source_node: wire.source_node,
         target_node: wire.target_node,
-        handler_type: handler_type_or_domain(wire.handler_type, wire.operation.as_deref()),
+        handler_type: wire.handler_type,
         operation: wire.operation,
-        payload: None,
-        metadata: Payload::new(),
+        payload,
+        metadata: metadata.unwrap_or_default(),
         timestamp: wire
             .timestamp
             .map_or_else(|| stamp.now(), |t| t.to_offset(time::UtcOffset::UTC)),
         is_response: wire.is_response.unwrap_or(false),
         success: wire.success,
         error: None,
-    };
-    let checked = check_fields(&envelope, missing_id, wire.error.is_some())
-        .and_then(|()| object_or_null("payload", wire.payload))
-        .and_then(|payload| Ok((payload, object_or_null("metadata", wire.metadata)?)));
-    match checked {
-        Ok((payload, metadata)) => Ok(Box::new(Envelope {
-            payload,
-            metadata: metadata.unwrap_or_default(),
-            ..envelope
-        })),
-        Err(error) => {
-            let mut context = RequestContext::split(Box::new(envelope)).0;
-            if missing_id {
-                context.envelope_id = None;
-            }
-            Err(Box::new(Rejected { context, error }))
+    });
+    let checked = check_fields(envelope, missing_id, wire.error.is_some()).and_then(|request| {
+        match payload_error.or(metadata_error) {
+            None => Ok(request),
+            Some(error) => Err((request.into_envelope(), error)),
         }
-    }
+    });
+    checked.map_err(|(envelope, error)| {
+        let mut context = RequestContext::split(envelope).0;
+        if missing_id {
+            context.envelope_id = None;
+        }
+        Box::new(Rejected { context, error })
+    })
 }
 
+/// The checks whose failures come first: no error on a request, routing step 1 (every
+/// missing field named, `envelope_id` among them), then the envelope version.
 fn check_fields(
-    envelope: &Envelope,
+    envelope: Box<Envelope>,
     missing_id: bool,
     has_error: bool,
-) -> Result<(), EnvelopeError> {
+) -> Result<Request, (Box<Envelope>, EnvelopeError)> {
     if has_error && !envelope.is_response {
-        return Err(EnvelopeError::Invalid {
+        let error = EnvelopeError::Invalid {
             field: "error",
             reason: "only responses carry an error".into(),
-        });
+        };
+        return Err((envelope, error));
     }
-    match (missing_id, envelope.target()) {
-        (true, Err(EnvelopeError::Missing(mut fields))) => {
+    let request = match (missing_id, Request::check(envelope)) {
+        (false, checked) => checked?,
+        (true, Err((envelope, EnvelopeError::Missing(mut fields)))) => {
             fields.insert(0, "envelope_id");
-            Err(EnvelopeError::Missing(fields))
+            return Err((envelope, EnvelopeError::Missing(fields)));
         }
-        (true, _) => Err(EnvelopeError::Missing(vec!["envelope_id"])),
-        (false, Err(error)) => Err(error),
-        (false, Ok(_)) => {
-            let major = envelope.envelope_version.split('.').next();
-            if major == Some("1") {
-                Ok(())
-            } else {
-                Err(EnvelopeError::Invalid {
-                    field: "envelope_version",
-                    reason: format!(
-                        "'{}' is not supported; this host reads envelope version 1.x",
-                        envelope.envelope_version
-                    ),
-                })
-            }
+        (true, Err((envelope, _))) => {
+            return Err((envelope, EnvelopeError::Missing(vec!["envelope_id"])));
         }
+        (true, Ok(request)) => {
+            let envelope = request.into_envelope();
+            return Err((envelope, EnvelopeError::Missing(vec!["envelope_id"])));
+        }
+    };
+    if request.envelope_version.split('.').next() == Some("1") {
+        return Ok(request);
     }
+    let error = EnvelopeError::Invalid {
+        field: "envelope_version",
+        reason: format!(
+            "'{}' is not supported; this host reads envelope version 1.x",
+            request.envelope_version
+        ),
+    };
+    Err((request.into_envelope(), error))
 }
 
+/// `value` as an object (null is none), or why it is not one.
 fn object_or_null(
     field: &'static str,
     value: Option<Value>,
-) -> Result<Option<Payload>, EnvelopeError> {
+) -> (Option<Payload>, Option<EnvelopeError>) {
     match value {
-        None | Some(Value::Null) => Ok(None),
-        Some(Value::Object(map)) => Ok(Some(map)),
-        Some(other) => Err(EnvelopeError::Invalid {
-            field,
-            reason: format!("must be a JSON object or null, not {}", json_kind(&other)),
-        }),
+        None | Some(Value::Null) => (None, None),
+        Some(Value::Object(map)) => (Some(map), None),
+        Some(other) => {
+            let error = EnvelopeError::Invalid {
+                field,
+                reason: format!("must be a JSON object or null, not {}", json_kind(&other)),
+            };
+            (None, Some(error))
+        }
     }
 }
 
@@ -189,7 +197,8 @@ mod tests {
     use super::*;
 
     fn parse(json: &str) -> Result<Envelope, Box<Rejected>> {
-        parse_request(json.as_bytes(), &Stamp::deterministic(100)).map(|request| *request)
+        parse_request(json.as_bytes(), &Stamp::deterministic(100))
+            .map(|request| *request.into_envelope())
     }
 
     const ID: &str = "00000000-0000-0000-0000-00000000000a";

@@ -1,7 +1,10 @@
 //! Routing step 1 of INTERFACE.md: is this envelope a routable request, and where does it go?
 //!
 //! The required fields are there, the operation is dotted lowercase, and the handler type
-//! (given, or the operation's first part) agrees with it.
+//! (given, or the operation's first part) agrees with it. A [`Request`] is an envelope that
+//! passed: the later steps take one, so that nothing checks it twice.
+
+use std::ops::Deref;
 
 use super::{Envelope, EnvelopeError};
 
@@ -64,6 +67,41 @@ impl Envelope {
     }
 }
 
+/// An envelope that passed routing step 1, its handler type filled in: only
+/// [`Request::check`] (and [`super::parse::parse_request`], through it) makes one.
+#[derive(Debug)]
+pub struct Request(Box<Envelope>);
+
+impl Request {
+    /// Checks `envelope` with [`Envelope::target`] and fills in its handler type (the
+    /// operation's domain) if it has none; on failure, returns it with the reason.
+    pub fn check(mut envelope: Box<Envelope>) -> Result<Request, (Box<Envelope>, EnvelopeError)> {
+        let domain = match envelope.target() {
+            Ok(target) if envelope.handler_type.is_none() => Some(target.handler_type.to_owned()),
+            Ok(_) => None,
+            Err(error) => return Err((envelope, error)),
+        };
+        if domain.is_some() {
+            envelope.handler_type = domain;
+        }
+        Ok(Request(envelope))
+    }
+
+    /// The checked envelope, to take apart.
+    pub fn into_envelope(self) -> Box<Envelope> {
+        self.0
+    }
+}
+
+/// Read access only: a change could undo the check.
+impl Deref for Request {
+    type Target = Envelope;
+
+    fn deref(&self) -> &Envelope {
+        &self.0
+    }
+}
+
 /// The part of a `{domain}.{action}` operation before the first dot, if well formed.
 ///
 /// Well formed: two or more parts, each a lowercase letter followed by lowercase letters,
@@ -111,5 +149,27 @@ mod tests {
             assert_eq!(operation_domain(bad), None, "{bad}");
         }
         assert_eq!(operation_domain("graph.get_neighbors"), Some("graph"));
+    }
+
+    #[test]
+    fn a_checked_request_has_its_handler_type_and_a_refused_one_comes_back() {
+        let stamp = super::super::Stamp::deterministic(1);
+        let request = Request::check(Box::new(Envelope::request(&stamp, "n", "db.query", None)));
+        assert_eq!(
+            request.map(|r| r.handler_type.clone()).ok(),
+            Some(Some("db".into()))
+        );
+
+        let mut response = Envelope::request(&stamp, "n", "db.query", None);
+        response.is_response = true;
+        let (back, error) = Request::check(Box::new(response)).unwrap_err();
+        assert!(back.is_response);
+        assert!(matches!(
+            error,
+            EnvelopeError::Invalid {
+                field: "is_response",
+                ..
+            }
+        ));
     }
 }

@@ -161,9 +161,10 @@ impl RuntimeHost {
             // Read once already, so a request; it keeps the correlation id it was given.
             .map(
                 |(message, correlation_id)| match parse_request(&message, stamp) {
-                    Ok(mut request) => {
-                        request.correlation_id = correlation_id;
-                        self.refuse(RequestContext::split(request).0, true)
+                    Ok(request) => {
+                        let mut context = RequestContext::split(request.into_envelope()).0;
+                        context.correlation_id = correlation_id;
+                        self.refuse(context, true)
                     }
                     Err(rejected) => rejected.respond(stamp),
                 },
@@ -179,7 +180,7 @@ impl RuntimeHost {
                 },
             };
             responses.push(match self.parse(&message) {
-                Ok(request) => self.refuse(RequestContext::split(request).0, false),
+                Ok(request) => self.refuse(RequestContext::split(request.into_envelope()).0, false),
                 Err(response) => *response,
             });
         }
