@@ -69,8 +69,8 @@ pub struct RuntimeHost {
 
 /// Permission to handle one request; the slot is freed when it is dropped.
 ///
-/// Borrowed from the host, not shared: every clone of an `Arc` is an atomic operation,
-/// and taking and returning a slot was eight of them.
+/// Borrowed from the host, not shared: every clone and drop of an `Arc` is an atomic
+/// operation, and a ticket that owned its semaphore and gauge cost four more of them.
 pub struct Ticket<'a> {
     _slot: SemaphoreGuard<'a>,
     in_flight: &'a Gauge,

@@ -25,7 +25,8 @@ use crate::latch::Latch;
 ///
 /// The consumer and its tasks share one thread (a `LocalExecutor`), so its shared state
 /// is in cells, not mutexes: a mutex is an atomic operation to lock and one to unlock,
-/// and it took twelve per envelope. No borrow of a cell is held across an `await`.
+/// and the consumer's mutexes cost twelve per envelope. No borrow of a cell is held
+/// across an `await`.
 type Pending = RefCell<BTreeMap<u64, (Message, Uuid)>>;
 
 impl RuntimeHost {
