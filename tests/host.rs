@@ -5,8 +5,9 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
+use futures_lite::StreamExt;
 use futures_lite::future::{self, Boxed};
-use onex_host::bus::inmemory::InMemoryEventBus;
+use onex_host::bus::inmemory::{DEFAULT_CAPACITY, InMemoryEventBus};
 use onex_host::bus::{EventBus, Topic};
 use onex_host::envelope::{Envelope, Payload, Stamp};
 use onex_host::handler::{Description, Handler, HandlerError, HandlerRequest, HandlerType};
@@ -193,6 +194,46 @@ fn a_closed_output_topic_stops_the_host_with_an_event_bus_error() {
             .expect_err("the response cannot be published")
     });
     assert_eq!(error.code().as_str(), "EVENT_BUS_ERROR");
+    within(5, host.shutdown());
+}
+
+#[test]
+fn a_malformed_message_whose_answer_waits_for_room_is_answered_at_the_deadline() {
+    let fixture = dev_host();
+    let host = host::build(&fixture, "runtime/dev.yaml", 0);
+    let last = within(5, async {
+        let inputs = host.start().await.expect("starts");
+        let bus = host.bus();
+        let mut outputs = bus.subscribe(host.output_topic()).expect("subscribes");
+        // A full output topic: the answer to the next message waits for room.
+        for _ in 0..DEFAULT_CAPACITY {
+            bus.publish(host.output_topic(), b"filler".to_vec())
+                .await
+                .expect("fills");
+        }
+        bus.publish(host.input_topic(), b"not json".to_vec())
+            .await
+            .expect("publishes");
+        let deadline = Latch::new();
+        let draining = async {
+            while bus.depth(host.input_topic()) != Some(0) {
+                future::yield_now().await;
+            }
+            deadline.set();
+            // The consumer sees the deadline while the answer still waits.
+            future::yield_now().await;
+            let mut last = Vec::new();
+            for _ in 0..=DEFAULT_CAPACITY {
+                last = outputs.next().await.expect("a message");
+            }
+            last
+        };
+        let (answered, last) = future::zip(host.consume(inputs, &deadline), draining).await;
+        assert_eq!(answered.expect("consumes"), 1);
+        last
+    });
+    let response: serde_json::Value = serde_json::from_slice(&last).expect("JSON");
+    assert_eq!(response["error"]["code"], "ENVELOPE_VALIDATION_ERROR");
     within(5, host.shutdown());
 }
 

@@ -19,9 +19,11 @@ use crate::envelope::{Envelope, RequestContext};
 use crate::error::RuntimeHostError;
 use crate::latch::Latch;
 
-/// Requests being handled, by sequence number: the message as read and the correlation
-/// id it was given, so that the deadline can answer them. The message is moved here, not
-/// copied; a copy of every request's context cost each envelope a handful of allocations.
+/// Messages being handled, by sequence number: the message as read and the correlation
+/// id it was given, so that the deadline can answer them (a message that is not a
+/// request too: its error response may still be waiting for room in the output topic).
+/// The message is moved here, not copied; a copy of every request's context cost each
+/// envelope a handful of allocations.
 ///
 /// The consumer and its tasks share one thread (a `LocalExecutor`), so its shared state
 /// is in cells, not mutexes: a mutex is an atomic operation to lock and one to unlock,
@@ -131,7 +133,12 @@ impl RuntimeHost {
                     .insert(sequence, (message, request.correlation_id));
                 self.route(request).await
             }
-            Err(response) => response,
+            Err(response) => {
+                pending
+                    .borrow_mut()
+                    .insert(sequence, (message, response.correlation_id));
+                response
+            }
         };
         match self.bus.publish_envelope(&response, &self.output).await {
             Ok(()) => answered.set(answered.get() + 1),
@@ -159,7 +166,8 @@ impl RuntimeHost {
         let stamp = self.runtime.stamp();
         let mut responses: Vec<Envelope> = running
             .into_values()
-            // Read once already, so a request; it keeps the correlation id it was given.
+            // Read once already: each keeps the correlation id it was given; a request is
+            // answered as cut short, any other message with its error once more.
             .map(
                 |(message, correlation_id)| match parse_request(&message, stamp) {
                     Ok(request) => {
@@ -167,7 +175,10 @@ impl RuntimeHost {
                         context.correlation_id = correlation_id;
                         self.refuse(context, true)
                     }
-                    Err(rejected) => rejected.respond(stamp),
+                    Err(mut rejected) => {
+                        rejected.context.correlation_id = correlation_id;
+                        rejected.respond(stamp)
+                    }
                 },
             )
             .collect();
