@@ -4,6 +4,12 @@
 //! With one request in flight (the default) responses leave in the order requests
 //! arrived; with more, in the order they complete, matched to requests by `causation_id`.
 //! A new message is taken only when a slot is free, so memory stays bounded.
+//!
+//! With one in flight, a request's slot frees once its response is computed, and the
+//! response is published while the next request waits on its handler (or at once, if no
+//! request waits): its JSON is then written during the handler's round trip, not between
+//! a reply and the next request. If publishing fails, that next request has already run;
+//! it stays unanswered, as everything after a failed publish must.
 
 use std::cell::{Cell, RefCell};
 use std::collections::BTreeMap;
@@ -52,6 +58,8 @@ impl RuntimeHost {
         let tasks = LocalExecutor::new();
         let answering = async {
             let mut sequence = 0u64;
+            // With one in flight: the last response, computed and not yet published.
+            let mut unpublished: Option<(u64, Box<Envelope>)> = None;
             // A response that cannot be published stops the loop: nothing after it could be.
             while lost.borrow().is_none() {
                 // Take input only when there is room, without holding the room while
@@ -65,6 +73,11 @@ impl RuntimeHost {
                 let next = match next {
                     Some(next) => next,
                     None => {
+                        // Nothing to overlap the last response with: publish it, look again.
+                        if let Some(last) = unpublished.take() {
+                            self.publish_answer(last, &pending, &lost, &answered).await;
+                            continue;
+                        }
                         self.room().await;
                         inputs.next().await
                     }
@@ -77,13 +90,33 @@ impl RuntimeHost {
                     break;
                 };
                 sequence += 1;
-                let task = self.answer(sequence, message, ticket, &pending, &lost, &answered);
-                if self.max_in_flight == 1 {
-                    // One at a time: the loop answers it itself; spawning a task
-                    // per message doubled the cost of an envelope.
-                    task.await;
-                } else {
+                if self.max_in_flight > 1 {
+                    let task = self.answer(sequence, message, ticket, &pending, &lost, &answered);
                     tasks.spawn(task).detach();
+                    continue;
+                }
+                // One at a time, answered by the loop itself (spawning a task per message
+                // doubled the cost of an envelope). The previous response is published
+                // while this request waits on its handler: with one `db.query` in flight,
+                // from the wake-up that brings a reply to the next statement's send took
+                // 8 -> 7 µs (`perf record`, 20,000 statements).
+                let handled = async {
+                    let response = self.handle(sequence, message, &pending).await;
+                    drop(ticket);
+                    response
+                };
+                let response = match unpublished.take() {
+                    None => handled.await,
+                    Some(last) => {
+                        let publish = self.publish_answer(last, &pending, &lost, &answered);
+                        future::zip(handled, publish).await.0
+                    }
+                };
+                unpublished = Some((sequence, response));
+            }
+            if let Some(last) = unpublished.take() {
+                if lost.borrow().is_none() {
+                    self.publish_answer(last, &pending, &lost, &answered).await;
                 }
             }
             self.idle().await;
@@ -116,7 +149,8 @@ impl RuntimeHost {
     }
 
     /// Handles one message: parse, route, publish; the pending entry lives until the
-    /// response is published, so the deadline answers exactly the unanswered.
+    /// response is published, so the deadline answers exactly the unanswered. The ticket
+    /// is held until then, so responses waiting for room count against the slots.
     async fn answer(
         &self,
         sequence: u64,
@@ -126,7 +160,16 @@ impl RuntimeHost {
         lost: &RefCell<Option<BusError>>,
         answered: &Cell<u64>,
     ) {
-        let response = match self.parse(&message) {
+        let response = self.handle(sequence, message, pending).await;
+        self.publish_answer((sequence, response), pending, lost, answered)
+            .await;
+        drop(ticket);
+    }
+
+    /// Parses and routes one message, registered as pending under `sequence`; returns
+    /// its response.
+    async fn handle(&self, sequence: u64, message: Message, pending: &Pending) -> Box<Envelope> {
+        match self.parse(&message) {
             Ok(request) => {
                 pending
                     .borrow_mut()
@@ -139,7 +182,18 @@ impl RuntimeHost {
                     .insert(sequence, (message, response.correlation_id));
                 response
             }
-        };
+        }
+    }
+
+    /// Publishes the response to pending message `sequence`, which is then answered; a
+    /// response that cannot be published is recorded in `lost`.
+    async fn publish_answer(
+        &self,
+        (sequence, response): (u64, Box<Envelope>),
+        pending: &Pending,
+        lost: &RefCell<Option<BusError>>,
+        answered: &Cell<u64>,
+    ) {
         match self.bus.publish_envelope(&response, &self.output).await {
             Ok(()) => answered.set(answered.get() + 1),
             Err(error) => {
@@ -151,7 +205,6 @@ impl RuntimeHost {
             }
         }
         pending.borrow_mut().remove(&sequence);
-        drop(ticket);
     }
 
     /// At the deadline: a failure for every request still running, the message in hand
