@@ -4,7 +4,8 @@
 //! of several runs, each figure beside a baseline measured in the same run:
 //!
 //! - a. no-I/O throughput through `--stdin` (`local.echo`), beside a serde-only loop;
-//! - b. per-envelope latency with one in flight, through `--stdin`;
+//! - b. per-envelope latency with one in flight, through `--stdin`, the client sleeping
+//!   until each answer comes and polling for it;
 //! - c. HTTP handler throughput beside a raw isahc client, 1 and 8 in flight;
 //! - d. DB handler throughput beside raw `postgres` calls, 1 and 5 in flight;
 //! - e. latency added as a sidecar (`POST /v1/envelopes` doing a GET) beside the direct GET;
