@@ -47,7 +47,7 @@ pub mod wiring;
 
 /// Every build allocates through mimalloc: musl's own allocator made the envelope path
 /// about half as fast as on glibc, and with mimalloc the glibc build takes 12% less time
-/// per envelope (issues 5 and 6; the figures are in `Cargo.toml` and the README).
+/// per envelope (issues 5 and 6; the figures are in `Cargo.toml` and docs/PERFORMANCE.md).
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
