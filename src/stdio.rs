@@ -36,11 +36,15 @@ pub async fn feed<R: AsyncBufRead + Unpin>(
 ) -> Result<u64, RuntimeHostError> {
     let mut line = Vec::new();
     let mut sent = 0u64;
+    // One wait for the whole input, raced with each read: a wait per line registered and
+    // removed a listener for every line read one at a time (callgrind: 240 instructions
+    // of the 25.7k such a line takes).
+    let mut stopped = pin!(stop.wait());
     let result = loop {
         let read = future::or(
             async { Some(read_line(&mut reader, &mut line, MAX_ENVELOPE_BYTES + 1).await) },
             async {
-                stop.wait().await;
+                stopped.as_mut().await;
                 None
             },
         );
