@@ -127,8 +127,9 @@ pub fn no_io(reps: usize) -> Vec<Row> {
 /// A sleeping client's round trip holds two process wake-ups, which on a virtual machine
 /// can cost tens of microseconds each whatever the process does; `cat` shows that floor.
 /// A polling client takes the answer the moment it is written and sends the next line at
-/// once, so the host is usually still finishing its turn and never sleeps: the figure is
-/// the host's own work per envelope. `cat`, which goes back to sleep the instant it has
+/// once, so the host is usually still finishing its turn and does not sleep: the figure
+/// is then the host's own work per envelope. Where the host falls asleep first, each
+/// round trip holds one wake-up again. `cat`, which goes back to sleep the instant it has
 /// written, pays a wake-up per line there and is no floor.
 pub fn latency(reps: usize) -> Vec<Row> {
     const COUNT: usize = 20_000;
