@@ -14,12 +14,13 @@
 //! it falls back to the thread.
 //!
 //! Standard input's pipe is read until a read would block, and from then on only after
-//! the reactor has said it holds data, which also uses up that word: reading through
-//! `Async` as it is, a host answering one line at a time made three reads per line
-//! that could only answer "would block" (the reactor's stale word, and a second poll of
-//! the waiting task), where this makes one. A read after a short one is still tried at
-//! once: while lines stream in, the pipe has usually been refilled (waiting for the
-//! reactor there made a 200,000-line run 7% slower).
+//! the reactor has said it holds data, which also uses up that word. Reading through
+//! `Async` as it is, a host answering one line at a time made three reads per line that
+//! could only answer "would block" (the one that finds the pipe empty, one more because
+//! the reactor's word from the last wake-up was still unused, one when the waiting task
+//! was polled again); this makes the first alone. A read after a short one is still
+//! tried at once: while lines stream in, the pipe has usually been refilled (waiting for
+//! the reactor there made a 200,000-line run 7% slower).
 
 use std::fs::{File, OpenOptions};
 use std::io::{self, Read};
