@@ -151,6 +151,8 @@ mod tests {
             // A short read is followed by another at once: more may have come.
             writer.write_all(b"ef\n").unwrap();
             assert_eq!(input.read(&mut buf).await.unwrap(), 3);
+            // The writer leaving while the reader waits is the end of input, not a hang.
+            assert!(future::poll_once(input.read(&mut buf)).await.is_none());
             drop(writer);
             assert_eq!(input.read(&mut buf).await.unwrap(), 0);
         });
