@@ -47,7 +47,8 @@ pub mod wiring;
 
 /// Every build allocates through mimalloc: musl's own allocator made the envelope path
 /// about half as fast as on glibc, and with mimalloc the glibc build takes 12% less time
-/// per envelope (issues 5 and 6; the figures are in `Cargo.toml` and docs/PERFORMANCE.md).
+/// per envelope. The static build routes the C code's `malloc` there too (issues 5 and 6;
+/// the figures are in `Cargo.toml` and docs/PERFORMANCE.md).
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
