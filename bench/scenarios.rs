@@ -16,7 +16,8 @@ use onex_host::envelope::{RequestContext, Stamp};
 use crate::Row;
 use crate::http_server::{Reply, TestServer, response};
 use crate::measure::{
-    DEVELOPMENT, Listening, PRODUCTION, Ratio, contract, median, quantile, requests, run_stdin,
+    DEVELOPMENT, Listening, PRODUCTION, Ratio, children_cpu, contract, median, quantile, requests,
+    run_stdin,
 };
 use crate::postgres::PgCluster;
 
@@ -130,7 +131,9 @@ pub fn no_io(reps: usize) -> Vec<Row> {
 /// once, so the host is usually still finishing its turn and does not sleep: the figure
 /// is then the host's own work per envelope. Where the host falls asleep first, each
 /// round trip holds one wake-up again. `cat`, which goes back to sleep the instant it has
-/// written, pays a wake-up per line there and is no floor.
+/// written, pays a wake-up per line there and is no floor. A host that busy polls
+/// (`--busy-poll`) is still awake when the next line comes, so a sleeping client's round
+/// trip holds only its own wake-up.
 pub fn latency(reps: usize) -> Vec<Row> {
     const COUNT: usize = 20_000;
     const WARM: usize = 2_000;
@@ -145,42 +148,56 @@ pub fn latency(reps: usize) -> Vec<Row> {
     let text = requests(COUNT + WARM, &["echo_node"], "local.echo", |i| {
         format!(r#"{{"n":{i}}}"#)
     });
-    let host = [DEVELOPMENT, "--stdin", "--log-level", "warn", &contract];
+    let plain = [DEVELOPMENT, "--stdin", "--log-level", "warn", &contract];
+    let busy = [
+        DEVELOPMENT,
+        "--stdin",
+        "--log-level",
+        "warn",
+        "--busy-poll",
+        BUSY_POLL_MICROS,
+        &contract,
+    ];
     let mut rows = Vec::new();
-    for (client, scenario) in [
+    for (client, host, scenario) in [
         (
             Client::Sleeps,
+            &plain[..],
             "b. latency, one in flight, --stdin, client sleeps",
         ),
         (
+            Client::Sleeps,
+            &busy[..],
+            "b. latency, one in flight, --stdin --busy-poll 50, client sleeps",
+        ),
+        (
             Client::Polls,
+            &plain[..],
             "b. latency, one in flight, --stdin, client polls",
         ),
     ] {
         // A client spinning on the only CPU would take turns with the process it waits
-        // for, and measure the scheduler.
-        let cpus = thread::available_parallelism().map_or(1, |n| n.get());
-        if matches!(client, Client::Polls) && cpus < 2 {
-            let mut row = against_target(scenario, "not run".to_owned(), "needs 2 CPUs", false);
-            row.met = None;
-            rows.push(row);
+        // for, and measure the scheduler; so would a host busy polling there.
+        if (matches!(client, Client::Polls) || host == busy) && cpus() < 2 {
+            rows.push(not_run(scenario));
             continue;
         }
-        let (mut p50s, mut p99s, mut floor50s, mut floor99s) =
-            (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+        let (mut p50s, mut p99s, mut cpus_used, mut floor50s, mut floor99s) =
+            (Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new());
         for _ in 0..reps {
-            let mut times = round_trips(&host, dir.path(), &text, WARM, client);
+            let (mut times, cpu) = round_trips(host, dir.path(), &text, WARM, client);
             p50s.push(quantile(&mut times, 0.5));
             p99s.push(quantile(&mut times, 0.99));
-            let mut floor = round_trips(&["cat"], dir.path(), &text, WARM, client);
+            cpus_used.push(cpu);
+            let (mut floor, _) = round_trips(&["cat"], dir.path(), &text, WARM, client);
             floor50s.push(quantile(&mut floor, 0.5));
             floor99s.push(quantile(&mut floor, 0.99));
         }
-        let (p50, p99) = (median(&mut p50s), median(&mut p99s));
+        let (p50, p99, cpu) = (median(&mut p50s), median(&mut p99s), median(&mut cpus_used));
         let (floor50, floor99) = (median(&mut floor50s), median(&mut floor99s));
         let mut row = against_target(
             scenario,
-            format!("p50 {p50:.1} µs, p99 {p99:.1} µs"),
+            format!("p50 {p50:.1} µs, p99 {p99:.1} µs; host CPU {cpu:.0} µs/envelope"),
             "p99 <= 50 µs",
             p99 <= 50.0,
         );
@@ -188,6 +205,22 @@ pub fn latency(reps: usize) -> Vec<Row> {
         rows.push(row);
     }
     rows
+}
+
+/// The busy-polling window the benchmark tries (`--busy-poll`): past the ~20 µs a client
+/// here takes to wake and send its next line.
+const BUSY_POLL_MICROS: &str = "50";
+
+/// How many CPUs this process may use.
+fn cpus() -> usize {
+    thread::available_parallelism().map_or(1, |n| n.get())
+}
+
+/// The row of a scenario that needs a second CPU on a machine with one.
+fn not_run(scenario: &'static str) -> Row {
+    let mut row = against_target(scenario, "not run".to_owned(), "needs 2 CPUs", false);
+    row.met = None;
+    row
 }
 
 /// How the latency client waits for each answer.
@@ -200,14 +233,16 @@ enum Client {
 }
 
 /// Microseconds from writing each line of `text` (one write) to `command`'s standard
-/// input to reading its answering line, skipping the first `warm`.
+/// input to reading its answering line, skipping the first `warm`; and the CPU time
+/// `command` used per line, in microseconds.
 fn round_trips(
     command: &[&str],
     dir: &std::path::Path,
     text: &str,
     warm: usize,
     client: Client,
-) -> Vec<f64> {
+) -> (Vec<f64>, f64) {
+    let cpu_before = children_cpu();
     let mut child = Command::new(command[0])
         .args(&command[1..])
         .current_dir(dir)
@@ -256,7 +291,9 @@ fn round_trips(
     }
     drop(input);
     let _ = child.wait();
-    times
+    let lines = text.lines().count().max(1) as f64;
+    let cpu = (children_cpu() - cpu_before).as_secs_f64() * 1e6 / lines;
+    (times, cpu)
 }
 
 /// A row with no baseline: the figure against its target alone.
@@ -384,7 +421,9 @@ pub fn http(reps: usize) -> Vec<Row> {
     rows
 }
 
-/// d. DB handler throughput beside raw `postgres` calls, 1 and 5 in flight.
+/// d. DB handler throughput beside raw `postgres` calls, 1 and 5 in flight, and 1 in
+/// flight with the host busy polling (`--busy-poll`), which takes each reply without
+/// being woken for it.
 pub fn db(reps: usize) -> Vec<Row> {
     // Enough that the host's start (a process, a contract, a first connection) is not a
     // measurable part of its throughput: with 5,000 it was several percent at 5 in flight.
@@ -402,18 +441,27 @@ pub fn db(reps: usize) -> Vec<Row> {
     };
     std::fs::write(&input, requests(COUNT, &["store"], "db.query", payload)).expect("requests");
     let mut rows = Vec::new();
-    for in_flight in [1usize, 5] {
+    for (in_flight, busy_poll, scenario) in [
+        (1usize, false, "d. DB query envelopes/s, 1 in flight"),
+        (
+            1,
+            true,
+            "d. DB query envelopes/s, 1 in flight, --busy-poll 50",
+        ),
+        (5, false, "d. DB query envelopes/s, 5 in flight"),
+    ] {
+        if busy_poll && cpus() < 2 {
+            rows.push(not_run(scenario));
+            continue;
+        }
         let (mut host, mut raw) = (Vec::new(), Vec::new());
         for _ in 0..reps {
             let n = in_flight.to_string();
-            let args = [
-                "--stdin",
-                "--max-in-flight",
-                &n,
-                "--log-level",
-                "warn",
-                &contract,
-            ];
+            let mut args = vec!["--stdin", "--max-in-flight", &n, "--log-level", "warn"];
+            if busy_poll {
+                args.extend(["--busy-poll", BUSY_POLL_MICROS]);
+            }
+            args.push(&contract);
             let run = run_stdin(
                 PRODUCTION,
                 &args,
@@ -444,11 +492,6 @@ pub fn db(reps: usize) -> Vec<Row> {
                 .for_each(|w| w.join().expect("a worker"));
             raw.push(rate(COUNT, started.elapsed()));
         }
-        let scenario = if in_flight == 1 {
-            "d. DB query envelopes/s, 1 in flight"
-        } else {
-            "d. DB query envelopes/s, 5 in flight"
-        };
         rows.push(beside_raw(
             scenario,
             host,

@@ -5,9 +5,10 @@
 //!
 //! - a. no-I/O throughput through `--stdin` (`local.echo`), beside a serde-only loop;
 //! - b. per-envelope latency with one in flight, through `--stdin`, the client sleeping
-//!   until each answer comes and polling for it;
+//!   until each answer comes (the host sleeping too, and busy polling) and polling for it;
 //! - c. HTTP handler throughput beside a raw isahc client, 1 and 8 in flight;
-//! - d. DB handler throughput beside raw `postgres` calls, 1 and 5 in flight;
+//! - d. DB handler throughput beside raw `postgres` calls, 1 (also busy polling) and 5 in
+//!   flight;
 //! - e. latency added as a sidecar (`POST /v1/envelopes` doing a GET) beside the direct GET;
 //! - f. peak RSS with 10 nodes under load, time from start to ready, binary size;
 //! - g. how the cost grows with payload size (1 KB, 64 KB, 1 MB) and the in-flight bound.

@@ -7,6 +7,7 @@ use std::sync::Arc;
 
 use smol::{Executor, LocalExecutor};
 
+use crate::busy_poll::BusyPoll;
 use crate::cli::{self, Command, Options};
 use crate::contract::RuntimeHostContract;
 use crate::envelope::Stamp;
@@ -54,7 +55,8 @@ pub fn main(profile: Profile) -> ExitCode {
     // `block_on` would first poll the reactor, a round of system calls per wake-up.
     let main = LocalExecutor::new();
     let host = main.spawn(run(profile, &options, &executor));
-    match smol::block_on(executor.run(main.run(host))) {
+    let everything = BusyPoll::new(executor.run(main.run(host)), options.busy_poll);
+    match smol::block_on(everything) {
         Ok(0) => ExitCode::SUCCESS,
         Ok(cut_short) => {
             log::error!("{cut_short} request(s) were cut short by the shutdown deadline");

@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use log::LevelFilter;
 
+use crate::busy_poll::MAX_WINDOW_MICROS;
 use crate::logging::LogFormat;
 
 /// What the command line asks for.
@@ -44,6 +45,9 @@ pub struct Options {
     pub max_in_flight: usize,
     /// How long requests in flight may take to finish after SIGTERM.
     pub shutdown_grace: Duration,
+    /// How long the host's thread keeps polling for I/O after it runs out of work, before
+    /// it sleeps (zero: it sleeps at once).
+    pub busy_poll: Duration,
     /// The most detailed log level written to standard error.
     pub log_level: LevelFilter,
     /// How log lines are written.
@@ -104,6 +108,12 @@ Options:
                         order); input waits while N are in flight
   --shutdown-grace SECS after SIGTERM/SIGINT, how long requests in flight may take to
                         finish (default 30); later, they are answered with a failure
+  --busy-poll MICROS    after running out of work, keep checking for requests and
+                        replies for up to MICROS µs (at most 1000000) before sleeping
+                        (default 0: sleep at once). Answers one-at-a-time clients
+                        sooner where waking a process is slow (virtual machines);
+                        costs up to that much CPU each time the host falls idle, and
+                        needs a CPU to spare
   --log-level LEVEL     error, warn, info (default), debug, trace or off; logs go to
                         standard error
   --log-format FORMAT   text (default) or json (one object a line)
@@ -186,6 +196,14 @@ pub fn parse(mut args: Vec<OsString>) -> Result<Command, UsageError> {
         });
     }
     let shutdown_grace = Duration::from_secs(number(&mut args, "--shutdown-grace", 30)?);
+    let busy_poll = number(&mut args, "--busy-poll", 0)?;
+    if busy_poll > MAX_WINDOW_MICROS {
+        return Err(UsageError::InvalidValue {
+            option: "--busy-poll",
+            value: busy_poll.to_string(),
+            expected: "microseconds, at most 1000000",
+        });
+    }
     let contract: Option<PathBuf> = args
         .opt_free_from_os_str(|s| Ok::<_, String>(PathBuf::from(s)))
         .map_err(malformed)?;
@@ -203,6 +221,7 @@ pub fn parse(mut args: Vec<OsString>) -> Result<Command, UsageError> {
         dry_run,
         max_in_flight: usize::try_from(max_in_flight).unwrap_or(usize::MAX),
         shutdown_grace,
+        busy_poll: Duration::from_micros(busy_poll),
         log_level,
         log_format,
     }))
@@ -251,6 +270,7 @@ mod tests {
                 dry_run: false,
                 max_in_flight: 1,
                 shutdown_grace: Duration::from_secs(30),
+                busy_poll: Duration::ZERO,
                 log_level: LevelFilter::Debug,
                 log_format: LogFormat::Text,
             })
@@ -262,6 +282,8 @@ mod tests {
             "8",
             "--shutdown-grace",
             "5",
+            "--busy-poll",
+            "50",
             "--log-format",
             "json",
             "c.yaml",
@@ -274,6 +296,7 @@ mod tests {
             (8, Duration::from_secs(5))
         );
         assert_eq!(options.log_format, LogFormat::Json);
+        assert_eq!(options.busy_poll, Duration::from_micros(50));
     }
 
     #[test]
@@ -315,6 +338,13 @@ mod tests {
             parse_strs(&["--stdin", "--log-level", "loud", "c.yaml"]),
             Err(UsageError::InvalidValue {
                 option: "--log-level",
+                ..
+            })
+        ));
+        assert!(matches!(
+            parse_strs(&["--stdin", "--busy-poll", "1000001", "c.yaml"]),
+            Err(UsageError::InvalidValue {
+                option: "--busy-poll",
                 ..
             })
         ));

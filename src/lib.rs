@@ -29,6 +29,7 @@
 pub mod api;
 pub mod app;
 pub mod bus;
+pub mod busy_poll;
 pub mod cli;
 pub mod contract;
 pub mod envelope;

@@ -178,6 +178,8 @@ fn usage_errors_exit_2_with_a_pointer_to_help() {
         &["--stdin", "contract.yaml", "--frobnicate"],
         &["--stdin", "--log-level", "loud", "contract.yaml"],
         &["--stdin", "--log-format", "xml", "contract.yaml"],
+        &["--stdin", "--busy-poll", "soon", "contract.yaml"],
+        &["--stdin", "--busy-poll", "2000000", "contract.yaml"],
     ] {
         let run = run(PRODUCTION, args, repo(), b"", &[]);
         assert_eq!(run.status, Some(2), "{args:?}: {}", run.stderr);

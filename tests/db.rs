@@ -13,6 +13,7 @@ use onex_host::runtime::NodeRuntime;
 use serde_json::{Value, json};
 
 use crate::support::fixture::Fixture;
+use crate::support::http_server::{Reply, TestServer, response};
 use crate::support::postgres::PgCluster;
 use crate::support::process::{PRODUCTION, repo, run};
 use crate::support::{runtime_with, within};
@@ -569,17 +570,21 @@ fn a_wrong_password_is_reported_without_any_secret() {
     );
 }
 
-#[test]
-fn the_production_binary_serves_the_minimum_contract_with_http_and_db() {
-    use crate::support::http_server::{Reply, TestServer, response};
-    let cluster = PgCluster::start();
-    let server = TestServer::start(|_| {
+/// A loopback server answering every request 200 `{"up":true}`.
+fn up_server() -> TestServer {
+    TestServer::start(|_| {
         Reply::Send(response(
             "200 OK",
             &[("Content-Type", "application/json")],
             br#"{"up":true}"#,
         ))
-    });
+    })
+}
+
+#[test]
+fn the_production_binary_serves_the_minimum_contract_with_http_and_db() {
+    let cluster = PgCluster::start();
+    let server = up_server();
     let closed_port = std::net::TcpListener::bind("127.0.0.1:0")
         .expect("a port")
         .local_addr()
@@ -650,4 +655,66 @@ fn the_production_binary_without_a_database_url_fails_at_start_up() {
     run.assert_failed_with(
         "HandlerDb failed to initialise: no database configured: set DATABASE_URL",
     );
+}
+
+/// `--busy-poll`: the host's thread keeps polling between requests instead of sleeping,
+/// and must still see every reply (database, HTTP) while it does, and still wake when a
+/// pause outlasts the window.
+#[test]
+fn a_busy_polling_host_answers_one_request_at_a_time_across_pauses() {
+    use crate::support::process::spawn;
+    use std::io::{BufRead, BufReader, Write};
+
+    let cluster = PgCluster::start();
+    let server = up_server();
+    let mut host = spawn(
+        PRODUCTION,
+        &[
+            "--stdin",
+            "--busy-poll",
+            "1000",
+            "--log-level",
+            "warn",
+            "contracts/runtime/minimum_runtime_host.yaml",
+        ],
+        repo(),
+        &[("DATABASE_URL", &cluster.url())],
+    );
+    let mut input = host.stdin.take().expect("stdin");
+    let output = BufReader::new(host.stdout.take().expect("stdout"));
+    // Answers are read on a thread, so that a host that stops answering fails the test
+    // instead of hanging it.
+    let (answered, answers) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in output.lines().map_while(Result::ok) {
+            let _ = answered.send(line);
+        }
+    });
+    for n in 0..12u32 {
+        let request = if n % 3 == 2 {
+            json!({"envelope_id": format!("00000000-0000-4000-8000-{n:012}"), "target_node": "example_node",
+                   "operation": "http.get", "payload": {"url": server.url("/status")}})
+        } else {
+            json!({"envelope_id": format!("00000000-0000-4000-8000-{n:012}"), "target_node": "example_node",
+                   "operation": "db.query", "payload": {"sql": "SELECT $1::int4 AS n", "parameters": [n]}})
+        };
+        if n % 4 == 3 {
+            // Past the 1 ms window: the host sleeps and must be woken by this line.
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        writeln!(input, "{request}").expect("the host reads");
+        let line = answers
+            .recv_timeout(Duration::from_secs(30))
+            .unwrap_or_else(|_| panic!("no answer to request {n}"));
+        let answer: Value = serde_json::from_str(&line).expect("JSON");
+        assert_eq!(answer["success"], true, "{line}");
+        if n % 3 == 2 {
+            assert_eq!(answer["payload"]["body"], json!({"up": true}), "{line}");
+        } else {
+            assert_eq!(answer["payload"]["rows"], json!([{"n": n}]), "{line}");
+        }
+    }
+    drop(input);
+    let status = host.wait().expect("the host exits");
+    assert!(status.success(), "{status}");
 }
