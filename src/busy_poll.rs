@@ -3,8 +3,8 @@
 //!
 //! A sleeping thread costs a wake-up to resume: a context switch on a machine whose idle
 //! CPUs spin, but tens of microseconds on a virtual machine whose idle vCPUs halt
-//! (measured here: about 20 µs each, and a round trip with a client that sends one line
-//! at a time holds two). A thread that is still checking needs none. This is the trade of
+//! (about 20 µs each on the machine of the README's figures, and a round trip with a
+//! client that sends one line at a time holds two). A thread that is still checking needs none. This is the trade of
 //! Linux's `busy_poll` and of KVM's halt polling: CPU time for latency, at most the
 //! window's worth each time the host falls idle. Off unless asked for.
 //!
@@ -119,7 +119,8 @@ impl<F: Future> Future for BusyPoll<F> {
             _ => *this.idle_since.insert(now),
         };
         if now.saturating_duration_since(idle_since) < this.window {
-            // Straight back to us, past the record: a turn of the reactor, then a poll.
+            // Wake `block_on` itself, not through the record (this wake-up is not work):
+            // it takes a turn of the reactor without waiting and polls again.
             cx.waker().wake_by_ref();
         }
         Poll::Pending
