@@ -42,7 +42,7 @@ pub fn main(profile: Profile) -> ExitCode {
         );
         if let Some(environment) = production_environment() {
             eprintln!(
-                "{binary}: refusing to start with ENVIRONMENT={environment}; run omnibase-runtime-host in production"
+                "{binary}: refusing to start with ENVIRONMENT={environment:?}; run omnibase-runtime-host in production"
             );
             return ExitCode::FAILURE;
         }
@@ -102,14 +102,16 @@ async fn run(
     served
 }
 
-/// The value of `ENVIRONMENT` if it names production.
+/// The value of `ENVIRONMENT` if it names production (`prod` or `production`, in any
+/// case, with any surrounding white space: `' PROD'` is a typo away from production).
 fn production_environment() -> Option<String> {
     let environment = std::env::var("ENVIRONMENT").ok()?;
-    matches!(
-        environment.to_ascii_lowercase().as_str(),
-        "prod" | "production"
-    )
-    .then_some(environment)
+    names_production(&environment).then_some(environment)
+}
+
+fn names_production(environment: &str) -> bool {
+    let name = environment.trim().to_ascii_lowercase();
+    name == "prod" || name == "production"
 }
 
 /// `healthcheck URL`: 0 if the URL answers 200 within 3 s, else 1 (and why, on stderr).
@@ -131,6 +133,28 @@ fn healthcheck(url: &str) -> ExitCode {
         Err(error) => {
             eprintln!("healthcheck: {url}: {error}");
             ExitCode::FAILURE
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::names_production;
+
+    #[test]
+    fn production_is_recognised_in_any_case_and_padding() {
+        for name in [
+            "prod",
+            "PROD",
+            " prod",
+            "Prod ",
+            "\tproduction\n",
+            "PRODUCTION",
+        ] {
+            assert!(names_production(name), "{name:?}");
+        }
+        for name in ["", "dev", "staging", "pro d", "preprod", "production-like"] {
+            assert!(!names_production(name), "{name:?}");
         }
     }
 }

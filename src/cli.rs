@@ -27,6 +27,11 @@ pub enum Command {
     },
 }
 
+/// The most requests `--max-in-flight` lets the host handle at once. Memory is bounded by
+/// the host's byte budget whatever the number, but every slot is a task and a place in
+/// the drain's bookkeeping: past a few thousand, a host on a quarter of a CPU only queues.
+pub const MAX_IN_FLIGHT: u64 = 4096;
+
 /// The URL `healthcheck` probes unless told otherwise.
 pub const DEFAULT_HEALTH_URL: &str = "http://127.0.0.1:8085/health/live";
 
@@ -105,7 +110,7 @@ Options:
   --dry-run             load and validate the contract and every node contract it
                         names, print what would be wired, and exit
   --max-in-flight N     handle up to N requests at once (default 1: one at a time, in
-                        order); input waits while N are in flight
+                        order; at most 4096); input waits while N are in flight
   --shutdown-grace SECS after SIGTERM/SIGINT, how long requests in flight may take to
                         finish (default 30); later, they are answered with a failure
   --busy-poll MICROS    after running out of work, keep checking for requests and
@@ -188,11 +193,11 @@ pub fn parse(mut args: Vec<OsString>) -> Result<Command, UsageError> {
         })?),
     };
     let max_in_flight = number(&mut args, "--max-in-flight", 1)?;
-    if max_in_flight == 0 {
+    if !(1..=MAX_IN_FLIGHT).contains(&max_in_flight) {
         return Err(UsageError::InvalidValue {
             option: "--max-in-flight",
-            value: "0".into(),
-            expected: "a whole number of at least 1",
+            value: max_in_flight.to_string(),
+            expected: "a whole number from 1 to 4096",
         });
     }
     let shutdown_grace = Duration::from_secs(number(&mut args, "--shutdown-grace", 30)?);
@@ -341,6 +346,16 @@ mod tests {
                 ..
             })
         ));
+        for too_many in ["0", "4097", "100000000000"] {
+            assert_eq!(
+                parse_strs(&["--stdin", "--max-in-flight", too_many, "c.yaml"]),
+                Err(UsageError::InvalidValue {
+                    option: "--max-in-flight",
+                    value: too_many.into(),
+                    expected: "a whole number from 1 to 4096",
+                })
+            );
+        }
         assert!(matches!(
             parse_strs(&["--stdin", "--busy-poll", "1000001", "c.yaml"]),
             Err(UsageError::InvalidValue {

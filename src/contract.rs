@@ -21,12 +21,13 @@ mod runtime;
 mod target;
 mod yaml;
 
-pub use error::{ContractError, Problem};
+pub use error::{ContractError, MAX_REPORTED_PROBLEMS, Problem};
 pub use handler_source::{HANDLER_CONTRACT_FILE, HandlerContract, HandlerContractSource};
 pub use model::{Model, ModelField};
 pub use node::{IoOperation, NodeContract, NodeType};
 pub use runtime::{HandlerEntry, NodeRef, RuntimeHostContract};
 pub use target::HttpTarget;
+pub use yaml::MAX_CONTRACT_BYTES;
 
 /// The contract schema version this host reads.
 pub const SCHEMA_VERSION: &str = "1.0.0";

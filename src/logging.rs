@@ -12,6 +12,11 @@
 //!
 //! Written here rather than taken from a crate because both formats must carry the same
 //! fixed fields and key-values; the text loggers at hand drop key-values.
+//!
+//! Messages and values carry what requests sent (a node's name, an error's text), so in
+//! text lines every control character is escaped, as JSON escapes it: no field can end
+//! the line and start a forged one, or send the terminal an escape sequence. A value that
+//! is not a plain word is quoted, so none can pose as another `key=value`.
 
 use std::io::Write;
 use std::sync::OnceLock;
@@ -84,11 +89,18 @@ fn format_line(format: LogFormat, record: &Record<'_>) -> String {
     let _ = record.key_values().visit(&mut fields);
     match format {
         LogFormat::Text => {
-            let mut line = format!("{time} {:<5} {}", record.level(), record.args());
+            let mut line = format!("{time} {:<5} ", record.level());
+            match record.args().as_str() {
+                Some(message) => push_escaped(&mut line, message),
+                None => push_escaped(&mut line, &record.args().to_string()),
+            }
             for (key, value) in fields.0 {
+                line.push(' ');
+                push_escaped(&mut line, &key);
+                line.push('=');
                 match value {
-                    Value::String(text) => line.push_str(&format!(" {key}={text}")),
-                    other => line.push_str(&format!(" {key}={other}")),
+                    Value::String(text) => push_value(&mut line, &text),
+                    other => push_value(&mut line, &other.to_string()),
                 }
             }
             line.push('\n');
@@ -105,6 +117,50 @@ fn format_line(format: LogFormat, record: &Record<'_>) -> String {
             line
         }
     }
+}
+
+/// Whether `c` must not reach a text log as it is: control characters (C0, DEL, C1), the
+/// Unicode line and paragraph separators some viewers break lines at, and the bidi
+/// controls that make a line read differently from what it holds.
+fn is_unsafe(c: char) -> bool {
+    c.is_control()
+        || matches!(c, '\u{2028}' | '\u{2029}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}')
+}
+
+/// Appends `text`, each unsafe character written as an escape (`\n`, `\r`, `\t`,
+/// `\u{1b}`).
+fn push_escaped(line: &mut String, text: &str) {
+    for c in text.chars() {
+        match c {
+            '\n' => line.push_str("\\n"),
+            '\r' => line.push_str("\\r"),
+            '\t' => line.push_str("\\t"),
+            c if is_unsafe(c) => line.push_str(&format!("\\u{{{:x}}}", u32::from(c))),
+            c => line.push(c),
+        }
+    }
+}
+
+/// Appends a key-value's value: as it is when it is a plain word, else in double quotes
+/// with `"` and `\` escaped too.
+fn push_value(line: &mut String, text: &str) {
+    let plain = !text.is_empty()
+        && !text
+            .chars()
+            .any(|c| c.is_whitespace() || matches!(c, '"' | '=' | '\\') || is_unsafe(c));
+    if plain {
+        line.push_str(text);
+        return;
+    }
+    line.push('"');
+    for c in text.chars() {
+        match c {
+            '"' => line.push_str("\\\""),
+            '\\' => line.push_str("\\\\"),
+            c => push_escaped(line, c.encode_utf8(&mut [0; 4])),
+        }
+    }
+    line.push('"');
 }
 
 /// Collects a record's key-values in order.
@@ -154,5 +210,28 @@ mod tests {
             line.ends_with(" WARN  answered correlation_id=c-1\n"),
             "{line}"
         );
+    }
+
+    #[test]
+    fn text_lines_cannot_be_forged_by_what_they_carry() {
+        let forged = "x\n2026-01-01T00:00:00.000000Z ERROR forged\r\u{1b}[31m\u{2028}\u{202e}";
+        let key_values = [("node", forged), ("code", "a b"), ("q", "say \"hi\" \\")];
+        let line = format_line(
+            LogFormat::Text,
+            &Record::builder()
+                .args(format_args!("answered: node '{forged}' is not hosted"))
+                .level(log::Level::Info)
+                .key_values(&key_values)
+                .build(),
+        );
+        assert_eq!(line.matches('\n').count(), 1, "{line}");
+        assert!(line.ends_with('\n') && !line.contains(['\r', '\u{1b}', '\u{2028}', '\u{202e}']));
+        assert!(
+            line.contains("node 'x\\n2026-01-01T00:00:00.000000Z ERROR forged\\r\\u{1b}[31m\\u{2028}\\u{202e}' is not hosted"),
+            "{line}"
+        );
+        assert!(line.contains(r#" node="x\n2026"#), "{line}");
+        assert!(line.contains(r#" code="a b""#), "{line}");
+        assert!(line.ends_with(" q=\"say \\\"hi\\\" \\\\\"\n"), "{line}");
     }
 }

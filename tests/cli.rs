@@ -196,7 +196,7 @@ fn usage_errors_exit_2_with_a_pointer_to_help() {
 #[test]
 fn the_dev_binary_refuses_to_start_in_production() {
     let fixture = dev_host();
-    for value in ["prod", "PRODUCTION"] {
+    for value in ["prod", "PRODUCTION", " prod", "PROD ", "\tProduction\n"] {
         let run = run(
             DEVELOPMENT,
             &["--stdin", "runtime/dev.yaml"],
@@ -204,9 +204,43 @@ fn the_dev_binary_refuses_to_start_in_production() {
             b"",
             &[("ENVIRONMENT", value)],
         );
-        run.assert_failed_with(&format!("refusing to start with ENVIRONMENT={value}"));
+        run.assert_failed_with(&format!("refusing to start with ENVIRONMENT={value:?}"));
         assert!(run.stdout.is_empty());
     }
+}
+
+#[test]
+fn contract_paths_that_are_not_small_regular_files_are_refused_unread() {
+    let fixture = dev_host();
+    let run = dry_run(DEVELOPMENT, fixture.root(), "/dev/zero");
+    run.assert_failed_with("this is not a regular file (a device, a FIFO or a socket)");
+    let fifo = fixture.path("runtime/fifo.yaml");
+    let made = std::process::Command::new("mkfifo").arg(&fifo).status();
+    assert!(made.is_ok_and(|status| status.success()));
+    // Nothing ever writes to the FIFO: opening it to read would wait forever.
+    let run = dry_run(DEVELOPMENT, fixture.root(), "runtime/fifo.yaml");
+    run.assert_failed_with("this is not a regular file");
+    let big = format!("{}\n", "# padding\n".repeat(120_000));
+    let fixture = fixture.with("runtime/big.yaml", &big);
+    let run = dry_run(DEVELOPMENT, fixture.root(), "runtime/big.yaml");
+    run.assert_failed_with("the file is larger than 1048576 bytes");
+}
+
+#[test]
+fn a_contract_with_thousands_of_problems_lists_the_first_hundred() {
+    let operations: String = (0..5_000).map(|_| "\"local.echo\", ").collect();
+    let node = format!(
+        "schema_version: \"1.0.0\"\nnode_version: \"1.0.0\"\nname: \"echo_node\"\nnode_type: \"EFFECT_GENERIC\"\nio_operations:\n  - type: \"local\"\n    operations: [{operations}]\n"
+    );
+    let fixture = dev_host().with("nodes/echo_node.yaml", &node);
+    let run = dry_run(DEVELOPMENT, fixture.root(), "runtime/dev.yaml");
+    run.assert_failed_with("... and 4900 more problem(s) not listed");
+    assert_eq!(
+        run.stderr.matches("  Error: ").count(),
+        100,
+        "{}",
+        run.stderr
+    );
 }
 
 #[test]

@@ -345,6 +345,89 @@ fn redirects_are_followed_within_the_target_only() {
     );
 }
 
+/// How a plain file server reads a request path: percent-decoded until nothing changes,
+/// `\\` taken for `/`, `;parameters` dropped, dot segments resolved.
+fn as_a_naive_server_reads_it(path: &str) -> String {
+    let mut decoded = path.split('?').next().unwrap_or_default().to_owned();
+    loop {
+        let next = percent_encoding::percent_decode_str(&decoded)
+            .decode_utf8_lossy()
+            .into_owned();
+        if next == decoded {
+            break;
+        }
+        decoded = next;
+    }
+    let mut segments: Vec<&str> = Vec::new();
+    for segment in decoded.split(['/', '\\']) {
+        match segment.split(';').next().unwrap_or_default() {
+            "" | "." => {}
+            ".." => {
+                segments.pop();
+            }
+            name => segments.push(name),
+        }
+    }
+    format!("/{}", segments.join("/"))
+}
+
+#[test]
+fn encoded_separators_and_dot_segments_never_reach_outside_the_target() {
+    let server =
+        TestServer::start(
+            |request| match as_a_naive_server_reads_it(&request.path).as_str() {
+                "/secret.txt" => Reply::Send(response("200 OK", &[], b"SECRET")),
+                "/allowed/hop" => Reply::Send(redirect("302 Found", "/allowed/..%2fsecret.txt")),
+                "/allowed/hop-twice" => {
+                    Reply::Send(redirect("302 Found", "/allowed/..%252fsecret.txt"))
+                }
+                _ => Reply::Send(response("200 OK", &[], b"public")),
+            },
+        );
+    let confined = runtime(HttpHandler::new(), Some(&server.url("/allowed")));
+    let reachable = ok(call(
+        &confined,
+        "http.get",
+        json!({"url": server.url("/allowed/file.txt")}),
+    ));
+    assert_eq!(reachable["body"], "public");
+    for path in [
+        "/allowed/..%2fsecret.txt",
+        "/allowed/%2e%2e%2fsecret.txt",
+        "/allowed/..%2Fsecret.txt",
+        "/allowed/..%5csecret.txt",
+        "/allowed/..%252fsecret.txt",
+        "/allowed/..;/secret.txt",
+        "/allowed/%2e%2e;/secret.txt",
+    ] {
+        let error = failed(call(
+            &confined,
+            "http.get",
+            json!({"url": server.url(path)}),
+        ));
+        assert_eq!(error.code.as_str(), "INVALID_OPERATION_ERROR", "{path}");
+    }
+    for path in ["/allowed/hop", "/allowed/hop-twice"] {
+        let error = failed(call(
+            &confined,
+            "http.get",
+            json!({"url": server.url(path)}),
+        ));
+        assert!(
+            error
+                .message
+                .ends_with("redirected outside the node's target; the redirect was not followed"),
+            "{path}: {}",
+            error.message
+        );
+    }
+    let asked: Vec<String> = server.received().iter().map(|r| r.path.clone()).collect();
+    assert_eq!(
+        asked,
+        ["/allowed/file.txt", "/allowed/hop", "/allowed/hop-twice"]
+    );
+}
+
 #[test]
 fn a_see_other_turns_a_post_into_a_get_and_credentials_stay_home() {
     let other = TestServer::start(|_| Reply::Send(response("200 OK", &[], b"done")));
@@ -357,22 +440,43 @@ fn a_see_other_turns_a_post_into_a_get_and_credentials_stay_home() {
     let payload = ok(call(
         &runtime,
         "http.post",
-        json!({"url": server.url("/submit"), "body": {"a": 1}, "headers": {"Authorization": "Bearer s3cret", "X-Keep": "yes"}}),
+        json!({"url": server.url("/submit"), "body": {"a": 1}, "headers": {
+            "Authorization": "Bearer s3cret", "X-Api-Key": "k3y", "Cookie": "s=1",
+            "Accept": "application/json", "Accept-Language": "en", "User-Agent": "t/1"
+        }}),
     ));
     assert_eq!(payload["body"], "done");
     let followed = &other.received()[0];
     assert_eq!(followed.method, "GET");
     assert!(followed.body.is_empty());
-    assert_eq!(
-        followed.header("authorization"),
-        None,
-        "credentials never cross origins"
-    );
-    assert_eq!(followed.header("x-keep"), Some("yes"));
-    assert_eq!(
-        server.received()[0].header("authorization"),
-        Some("Bearer s3cret")
-    );
+    for credential in ["authorization", "x-api-key", "cookie"] {
+        assert_eq!(
+            followed.header(credential),
+            None,
+            "{credential} never crosses origins"
+        );
+    }
+    assert_eq!(followed.header("accept"), Some("application/json"));
+    assert_eq!(followed.header("accept-language"), Some("en"));
+    assert_eq!(followed.header("user-agent"), Some("t/1"));
+    let first = &server.received()[0];
+    assert_eq!(first.header("authorization"), Some("Bearer s3cret"));
+    assert_eq!(first.header("x-api-key"), Some("k3y"));
+}
+
+#[test]
+fn a_redirect_within_the_origin_keeps_the_callers_headers() {
+    let server = TestServer::start(|request| match request.path.as_str() {
+        "/start" => Reply::Send(redirect("307 Temporary Redirect", "/next")),
+        _ => Reply::Send(response("200 OK", &[], b"next")),
+    });
+    let runtime = runtime(HttpHandler::new(), None);
+    ok(call(
+        &runtime,
+        "http.get",
+        json!({"url": server.url("/start"), "headers": {"X-Api-Key": "k3y"}}),
+    ));
+    assert_eq!(server.received()[1].header("x-api-key"), Some("k3y"));
 }
 
 #[test]

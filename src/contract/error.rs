@@ -59,26 +59,47 @@ impl Problem {
     }
 }
 
-/// A contract that failed to load: every problem found, in file order.
+/// The most problems one error keeps and prints; the rest are only counted. A contract
+/// with thousands of the same mistake needs its first few fixed, not a page for each.
+pub const MAX_REPORTED_PROBLEMS: usize = 100;
+
+/// A contract that failed to load: the problems found, in file order (the first
+/// [`MAX_REPORTED_PROBLEMS`], and how many more there were).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ContractError {
     problems: Vec<Problem>,
+    omitted: usize,
 }
 
 impl ContractError {
     /// An error holding `problems` (which should not be empty).
-    pub fn new(problems: Vec<Problem>) -> Self {
-        ContractError { problems }
+    pub fn new(mut problems: Vec<Problem>) -> Self {
+        let omitted = problems.len().saturating_sub(MAX_REPORTED_PROBLEMS);
+        problems.truncate(MAX_REPORTED_PROBLEMS);
+        ContractError { problems, omitted }
     }
 
-    /// Every problem found.
+    /// The problems kept (at most [`MAX_REPORTED_PROBLEMS`]).
     pub fn problems(&self) -> &[Problem] {
         &self.problems
     }
 
+    /// The problems kept, taken out.
+    pub fn into_problems(self) -> Vec<Problem> {
+        self.problems
+    }
+
+    /// How many problems were found beyond those kept.
+    pub fn omitted(&self) -> usize {
+        self.omitted
+    }
+
     /// Adds the problems of `other` to this error.
     pub fn merge(&mut self, other: ContractError) {
-        self.problems.extend(other.problems);
+        let room = MAX_REPORTED_PROBLEMS.saturating_sub(self.problems.len());
+        let kept = other.problems.len().min(room);
+        self.omitted += other.omitted + other.problems.len() - kept;
+        self.problems.extend(other.problems.into_iter().take(kept));
     }
 }
 
@@ -102,6 +123,13 @@ impl fmt::Display for ContractError {
                 problem.action
             )?;
         }
+        if self.omitted > 0 {
+            write!(
+                f,
+                "\n\n  ... and {} more problem(s) not listed: fix those above and run again",
+                self.omitted
+            )?;
+        }
         Ok(())
     }
 }
@@ -109,17 +137,19 @@ impl fmt::Display for ContractError {
 impl std::error::Error for ContractError {}
 
 /// Collects the problems of one file while it is validated.
+///
+/// Only the first [`MAX_REPORTED_PROBLEMS`] are kept; later ones are counted.
 #[derive(Debug)]
 pub(super) struct Problems {
     file: PathBuf,
-    found: Vec<Problem>,
+    found: ContractError,
 }
 
 impl Problems {
     pub(super) fn new(file: &Path) -> Self {
         Problems {
             file: file.to_path_buf(),
-            found: Vec::new(),
+            found: ContractError::new(Vec::new()),
         }
     }
 
@@ -131,26 +161,35 @@ impl Problems {
         hint: impl Into<String>,
         action: impl Into<String>,
     ) {
+        if self.found.problems.len() >= MAX_REPORTED_PROBLEMS {
+            self.found.omitted += 1;
+            return;
+        }
+        let problem = Problem::new(&self.file, line, message, hint, action);
+        self.found.problems.push(problem);
+    }
+
+    /// Records the problems of another file (a node contract this one names).
+    pub(super) fn absorb(&mut self, other: ContractError) {
+        self.found.merge(other);
+    }
+
+    /// Whether anything was found.
+    pub(super) fn is_empty(&self) -> bool {
+        self.found.problems.is_empty()
+    }
+
+    /// The error listing everything found (which should be something).
+    pub(super) fn into_error(self) -> ContractError {
         self.found
-            .push(Problem::new(&self.file, line, message, hint, action));
-    }
-
-    /// Records problems found in another file (a node contract this one names).
-    pub(super) fn extend(&mut self, others: &[Problem]) {
-        self.found.extend_from_slice(others);
-    }
-
-    /// The problems found so far, taking them out.
-    pub(super) fn take(&mut self) -> Vec<Problem> {
-        std::mem::take(&mut self.found)
     }
 
     /// `value` if nothing was found, else the error listing everything.
     pub(super) fn finish<T>(self, value: T) -> Result<T, ContractError> {
-        if self.found.is_empty() {
+        if self.is_empty() {
             Ok(value)
         } else {
-            Err(ContractError::new(self.found))
+            Err(self.found)
         }
     }
 }
@@ -176,6 +215,26 @@ mod tests {
              Error: Unknown handler type 'kafka' at line 15\n  \
              Hint: Valid handler types are: http, db\n  \
              Action: Remove or replace the invalid handler type"
+        );
+    }
+
+    #[test]
+    fn only_the_first_problems_are_kept_and_the_rest_counted() {
+        let mut problems = Problems::new(Path::new("c.yaml"));
+        for n in 0..250 {
+            problems.add(Some(n), format!("problem {n}"), "h", "a");
+        }
+        let mut node = Problems::new(Path::new("n.yaml"));
+        node.add(None, "in the node", "h", "a");
+        problems.absorb(node.into_error());
+        let error = problems.into_error();
+        assert_eq!(error.problems().len(), MAX_REPORTED_PROBLEMS);
+        assert_eq!(error.omitted(), 151);
+        let text = error.to_string();
+        assert_eq!(text.matches("\n  Error: ").count(), MAX_REPORTED_PROBLEMS);
+        assert!(
+            text.ends_with("... and 151 more problem(s) not listed: fix those above and run again"),
+            "{text}"
         );
     }
 }

@@ -99,7 +99,7 @@ impl HandlerContract {
             raw.response_shape,
         )
         else {
-            return Err(ContractError::new(problems.take()));
+            return Err(problems.into_error());
         };
         problems.finish(HandlerContract {
             path: file.to_path_buf(),
@@ -158,12 +158,12 @@ impl HandlerContractSource {
                             "one handler contract per handler type",
                             "remove one of the two files",
                         );
-                        problems.extend(&duplicate.take());
+                        problems.absorb(duplicate.into_error());
                     } else {
                         contracts.push(contract);
                     }
                 }
-                Err(error) => problems.extend(error.problems()),
+                Err(error) => problems.absorb(error),
             }
         }
         problems.finish(contracts)
@@ -181,7 +181,7 @@ fn collect(dir: &Path, depth: usize, files: &mut Vec<PathBuf>, problems: &mut Pr
                 "handler contracts are discovered by walking this directory",
                 "check the path and its permissions",
             );
-            problems.extend(&here.take());
+            problems.absorb(here.into_error());
             return;
         }
     };

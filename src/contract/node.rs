@@ -159,7 +159,7 @@ impl NodeContract {
         let (Some(name), Some(node_version), Some(node_type)) =
             (raw.name, raw.node_version, node_type)
         else {
-            return Err(ContractError::new(problems.take()));
+            return Err(problems.into_error());
         };
         problems.finish(NodeContract {
             path: file.to_path_buf(),

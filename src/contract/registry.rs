@@ -61,7 +61,7 @@ impl NodeContract {
                     "node names are slugs and must be unique",
                     "rename one of the nodes",
                 );
-                let error = ContractError::new(problems.take());
+                let error = problems.into_error();
                 match &mut failure {
                     Some(all) => all.merge(error),
                     None => failure = Some(error),

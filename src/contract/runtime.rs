@@ -111,7 +111,7 @@ impl RuntimeHostContract {
         );
         check_schema_version(raw.schema_version.as_ref(), &mut problems);
         let Some(runtime) = raw.runtime else {
-            return Err(ContractError::new(problems.take()));
+            return Err(problems.into_error());
         };
         let runtime_line = line_of(&runtime.referenced);
         let runtime = runtime.value;
@@ -161,7 +161,7 @@ impl RuntimeHostContract {
         let (Some(name), Some(version), Some(event_bus)) =
             (runtime.name, runtime.version, event_bus)
         else {
-            return Err(ContractError::new(problems.take()));
+            return Err(problems.into_error());
         };
         problems.finish(RuntimeHostContract {
             path: file.to_path_buf(),
@@ -170,7 +170,7 @@ impl RuntimeHostContract {
             event_bus,
             handlers,
             nodes,
-            warnings: warnings.take(),
+            warnings: warnings.into_error().into_problems(),
         })
     }
 
@@ -313,7 +313,7 @@ fn resolve_nodes(
                     "the problems in that file are listed below",
                     "fix the node contract",
                 );
-                problems.extend(error.problems());
+                problems.absorb(error);
             }
         }
     }

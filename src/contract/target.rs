@@ -5,10 +5,24 @@
 //! never `/admin`, another host, another port or another scheme. URLs are compared after
 //! WHATWG normalisation (dot segments, case of scheme and host, default ports), and the
 //! path must match at a segment boundary (`/users` admits `/users/7`, not `/usersX`).
+//!
+//! A URL is inside only if no server can read it as outside. Servers differ in what they
+//! decode before they resolve `..`: many decode `%2f` to `/` and `%5c` to `\` (which some
+//! take for `/`), a few decode twice, and some (Tomcat) drop `;parameters` from a segment
+//! first. So a path is refused when any segment, decoded up to [`DECODING_ROUNDS`] times,
+//! holds a `/` or `\`, or is a dot segment once its parameters are dropped: such a path
+//! means one thing to the guard and may mean another to the server.
 
+use std::borrow::Cow;
 use std::fmt;
 
+use percent_encoding::percent_decode_str;
 use url::Url;
+
+/// How many times a path segment is percent-decoded when looking for a separator or dot
+/// segment a server might see: once for the usual server, again for a proxy and an
+/// application that each decode, once more to be safe.
+const DECODING_ROUNDS: usize = 3;
 
 /// A URL prefix that confines a node's HTTP calls.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -60,8 +74,31 @@ impl HttpTarget {
         let under = path == prefix
             || (path.starts_with(prefix)
                 && (prefix.ends_with('/') || path[prefix.len()..].starts_with('/')));
-        same_origin && under
+        same_origin && under && !path.split('/').any(may_leave_its_place)
     }
+}
+
+/// Whether a server might read `segment` (one segment of a normalised path) as more than
+/// one segment or as a step up: after percent-decoding it holds `/` or `\`, or, with any
+/// `;parameters` dropped, it is `.` or `..`.
+fn may_leave_its_place(segment: &str) -> bool {
+    let mut text = Cow::Borrowed(segment);
+    for _ in 0..DECODING_ROUNDS {
+        let name = text.split(';').next().unwrap_or_default();
+        if text.contains(['/', '\\']) || name == "." || name == ".." {
+            return true;
+        }
+        if !text.contains('%') {
+            return false;
+        }
+        let decoded = percent_decode_str(&text).decode_utf8_lossy().into_owned();
+        if decoded == text {
+            return false;
+        }
+        text = Cow::Owned(decoded);
+    }
+    // Still encoded after every round: nothing a server does with it is predictable.
+    text.contains('%')
 }
 
 impl fmt::Display for HttpTarget {
@@ -90,6 +127,15 @@ mod tests {
             "https://api.example.com/admin",
             "https://api.example.com/users/../admin",
             "https://api.example.com/users/%2e%2e/admin",
+            "https://api.example.com/users/..%2fadmin",
+            "https://api.example.com/users/%2e%2e%2fadmin",
+            "https://api.example.com/users/..%2Fadmin",
+            "https://api.example.com/users/..%5cadmin",
+            "https://api.example.com/users/..%5Cadmin",
+            "https://api.example.com/users/..%252fadmin",
+            "https://api.example.com/users/..;/admin",
+            "https://api.example.com/users/%2e%2e;x=1/admin",
+            "https://api.example.com/users/.;/x",
             "http://api.example.com/users",
             "https://api.example.com:8443/users",
             "https://api.example.com.evil.test/users",
@@ -98,6 +144,21 @@ mod tests {
             "not a url",
         ] {
             assert!(!target.admits(refused), "{refused}");
+        }
+    }
+
+    #[test]
+    fn ordinary_encoded_paths_stay_admitted() {
+        let target = HttpTarget::parse("https://api.example.com/users").unwrap();
+        for ok in [
+            "https://api.example.com/users/a%20b",
+            "https://api.example.com/users/%C3%A9t%C3%A9",
+            "https://api.example.com/users/7;v=2",
+            "https://api.example.com/users/...",
+            "https://api.example.com/users/a.b/c..d",
+            "https://api.example.com/users/50%25",
+        ] {
+            assert!(target.admits(ok), "{ok}");
         }
     }
 

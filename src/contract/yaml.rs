@@ -4,7 +4,9 @@
 //! merge keys are accepted (with the parser's limits on alias expansion); duplicate keys
 //! are refused.
 
-use std::io::ErrorKind;
+use std::fs::OpenOptions;
+use std::io::{ErrorKind, Read};
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
 
 use serde::de::DeserializeOwned;
@@ -18,38 +20,81 @@ pub(super) fn line_of(location: &Location) -> Option<u64> {
     Some(location.line()).filter(|&line| line > 0)
 }
 
-/// Reads the contract file at `path` as text.
+/// The largest contract file read; a larger one is refused unread.
+pub const MAX_CONTRACT_BYTES: u64 = 1024 * 1024;
+
+/// Reads the contract file at `path` as text: a regular file of at most
+/// [`MAX_CONTRACT_BYTES`]. Anything else (a directory, a device such as `/dev/zero`, a
+/// FIFO that may never be written) is refused without reading it.
 pub(super) fn read(path: &Path) -> Result<String, ContractError> {
-    let fail = |message: String, hint: &str, action: &str| {
-        let mut problems = Problems::new(path);
-        problems.add(None, message, hint, action);
-        problems.finish(String::new())
+    // Opened without waiting (opening a FIFO with no writer blocks), then checked on the
+    // descriptor itself, so that a path swapped after a check cannot slip through.
+    let opened = OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK)
+        .open(path)
+        .and_then(|file| Ok((file.metadata()?.file_type(), file)));
+    let file = match opened {
+        Ok((kind, _)) if kind.is_dir() => {
+            return refuse(
+                path,
+                "this is a directory, not a contract file".into(),
+                "a contract is one YAML file",
+                "name the contract's .yaml file",
+            );
+        }
+        Ok((kind, _)) if !kind.is_file() => {
+            return refuse(
+                path,
+                "this is not a regular file (a device, a FIFO or a socket)".into(),
+                "a contract is one YAML file on disk",
+                "name the contract's .yaml file",
+            );
+        }
+        Ok((_, file)) => file,
+        Err(error) => return refuse_unreadable(path, &error),
     };
-    if path.is_dir() {
-        return fail(
-            "this is a directory, not a contract file".into(),
-            "a contract is one YAML file",
-            "name the contract's .yaml file",
-        );
+    let mut text = String::new();
+    match file.take(MAX_CONTRACT_BYTES + 1).read_to_string(&mut text) {
+        Ok(_) if text.len() as u64 > MAX_CONTRACT_BYTES => refuse(
+            path,
+            format!("the file is larger than {MAX_CONTRACT_BYTES} bytes"),
+            "contracts are small YAML files",
+            "check the path, or split the contract",
+        ),
+        Ok(_) => Ok(text),
+        Err(error) => refuse_unreadable(path, &error),
     }
-    match std::fs::read_to_string(path) {
-        Ok(text) => Ok(text),
-        Err(error) if error.kind() == ErrorKind::NotFound => fail(
+}
+
+/// The error for a contract file that cannot be opened or read.
+fn refuse_unreadable(path: &Path, error: &std::io::Error) -> Result<String, ContractError> {
+    match error.kind() {
+        ErrorKind::NotFound => refuse(
+            path,
             "contract file not found".into(),
             "relative paths start from the current directory; '~' is not expanded",
             "check the path, or give an absolute one",
         ),
-        Err(error) if error.kind() == ErrorKind::InvalidData => fail(
+        ErrorKind::InvalidData => refuse(
+            path,
             "the file is not UTF-8 text".into(),
             "contracts are YAML text in UTF-8",
             "save the file as UTF-8",
         ),
-        Err(error) => fail(
+        _ => refuse(
+            path,
             format!("cannot read the file: {error}"),
             "the host needs read access to every contract it loads",
             "fix the file's permissions or the path",
         ),
     }
+}
+
+fn refuse(path: &Path, message: String, hint: &str, action: &str) -> Result<String, ContractError> {
+    let mut problems = Problems::new(path);
+    problems.add(None, message, hint, action);
+    Err(problems.into_error())
 }
 
 /// Parses `text` (the contents of `file`) into the raw contract type `T`.

@@ -2,9 +2,10 @@
 //!
 //! isahc's own redirect following cannot veto a hop, so redirects are followed here: each
 //! `Location` is resolved against the current URL and must be http(s) and, when the node
-//! declares a `target`, lie under it; credentials headers are dropped when a redirect
-//! changes origin; 301/302/303 turn a POST into a GET without body, as browsers and curl
-//! do. Messages name the origin (`scheme://host:port`) only: never a path, query or
+//! declares a `target`, lie under it; when a redirect changes origin, only the caller's
+//! headers on a short safe list go on (any other may carry a credential: `Authorization`,
+//! `Cookie`, but also `X-Api-Key` and its kin); 301/302/303 turn a POST into a GET without
+//! body, as browsers and curl do. Messages name the origin (`scheme://host:port`) only: never a path, query or
 //! credentials, which may hold secrets.
 
 use std::time::{Duration, Instant};
@@ -37,8 +38,8 @@ pub(super) struct Fetched {
     pub(super) body: Vec<u8>,
 }
 
-/// Headers that carry credentials: never sent on to another origin.
-const CREDENTIALS: [&str; 3] = ["authorization", "cookie", "proxy-authorization"];
+/// The caller's headers a redirect to another origin keeps; every other is dropped.
+const SAFE_ACROSS_ORIGINS: [&str; 4] = ["accept", "accept-language", "content-type", "user-agent"];
 
 /// Sends `call`, following redirects within `target`, all within `timeout`.
 pub(super) async fn send(
@@ -92,8 +93,11 @@ pub(super) async fn send(
             )));
         }
         if next.origin() != call.url.origin() {
-            call.headers
-                .retain(|(name, _)| !CREDENTIALS.iter().any(|c| name.eq_ignore_ascii_case(c)));
+            call.headers.retain(|(name, _)| {
+                SAFE_ACROSS_ORIGINS
+                    .iter()
+                    .any(|safe| name.eq_ignore_ascii_case(safe))
+            });
         }
         let status = response.status().as_u16();
         if matches!(status, 301..=303) && call.method != Method::GET && call.method != Method::HEAD
