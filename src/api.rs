@@ -2,40 +2,66 @@
 //!
 //! | route | answer |
 //! | --- | --- |
-//! | `POST /v1/envelopes` | 200 with the response envelope; 400 with an error envelope if the body is not an envelope; 413 if it is over the size limit; 503 while draining |
+//! | `POST /v1/envelopes` | 200 with the response envelope; 400 with an error envelope if the body is not an envelope; 413 if it is over the size limit or more than the memory budget could ever hold; 408 if it does not arrive in time; 503 with `Retry-After` while draining or when the memory budget cannot hold it now |
 //! | `GET /health/live` | 200 while the process runs |
 //! | `GET /health/ready` | 200 when started, not draining, and the bus and every handler are healthy; else 503 |
 //! | `GET /health/handlers` | each handler's state and `describe()`, and the bus's health |
 //! | `GET /metrics` | Prometheus (OpenMetrics) text |
 //!
-//! HTTP/1.1 by hyper on smol. Request bodies and concurrent connections are bounded; a
-//! client that sends its headers too slowly is dropped. Requests from the API are
+//! HTTP/1.1 by hyper on smol. Whatever clients do, the API keeps answering: a request's
+//! headers and body must arrive within the request timeout, a response must be read
+//! without stalling, bodies are charged to the host's memory budget as they arrive
+//! ([`body`]), and connections past the limit either displace an idle one or are served
+//! health probes only ([`connections`]). A request whose body was read is always
+//! answered before its connection closes, at shutdown too: in full, or, once the
+//! deadline has passed, with a failure saying whether it ran. Requests from the API are
 //! answered here, not on the output topic, and share the host's in-flight limit.
 
+mod body;
+mod connections;
+mod stall;
+
 use std::net::{SocketAddr, TcpListener};
-use std::pin::pin;
+use std::pin::{Pin, pin};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::task::{Context, Poll};
 use std::time::Duration;
 
-use async_lock::Semaphore;
 use bytes::Bytes;
+use event_listener::Event;
 use futures_lite::future;
-use http_body_util::{BodyExt, Full};
-use hyper::body::{Body, Incoming};
-use hyper::header::{ALLOW, CONTENT_TYPE, HeaderValue};
+use http_body_util::Full;
+use hyper::body::{Body, Frame, Incoming, SizeHint};
+use hyper::header::{ALLOW, CONNECTION, CONTENT_TYPE, HeaderValue, RETRY_AFTER};
 use hyper::{Method, Request, Response, StatusCode};
-use smol::{Async, Executor};
+use smol::{Async, Executor, Timer};
 use smol_hyper::rt::{FuturesIo, SmolTimer};
 
+use crate::budget::Charge;
 use crate::envelope::{EnvelopeError, MAX_ENVELOPE_BYTES, RequestContext};
 use crate::error::{ErrorKind, RuntimeHostError};
 use crate::host::{HostState, RuntimeHost};
 use crate::latch::Latch;
+use body::Unread;
+use connections::{Admitted, Connections};
+use stall::WriteDeadline;
 
-/// Connections served at once; more wait to be accepted.
-pub const MAX_CONNECTIONS: usize = 512;
-/// How long a client may take to send a request's headers.
+pub use connections::{MAX_CONNECTIONS, RESERVE};
+
+/// How long a client may take to send a request, headers and body, unless told otherwise.
+pub const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long a client may take to send a request's headers, at most.
 const HEADER_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long a connection served from the reserve may take to send its headers.
+const RESERVE_HEADER_TIMEOUT: Duration = Duration::from_secs(2);
+/// How long a response may wait for the client to read it.
+const WRITE_TIMEOUT: Duration = Duration::from_secs(30);
+/// The read buffer of a connection: large enough for any sane headers, small enough
+/// that every connection holding one full stays well inside the memory bound.
+const READ_BUFFER: usize = 64 * 1024;
+/// How long, after the shutdown deadline, the last responses may take to be written.
+const LAST_WRITE: Duration = Duration::from_secs(2);
 
 /// Binds the API's listening socket (before the host starts, so probes see it starting).
 pub fn bind(addr: SocketAddr) -> Result<Async<TcpListener>, RuntimeHostError> {
@@ -48,50 +74,120 @@ pub fn bind(addr: SocketAddr) -> Result<Async<TcpListener>, RuntimeHostError> {
     Ok(listener)
 }
 
-/// The running API: its connections, to wait for at shutdown.
+/// The running API: its connections and the requests in progress, to wait for at shutdown.
 #[derive(Debug)]
 pub struct Api {
-    connections: Arc<Semaphore>,
+    connections: Arc<Connections>,
+    requests: Arc<Requests>,
+}
+
+/// What every connection shares.
+struct Shared {
+    host: Arc<RuntimeHost>,
+    draining: Latch,
+    deadline: Latch,
+    requests: Arc<Requests>,
+    request_timeout: Duration,
 }
 
 impl Api {
     /// Serves the API on `listener` until the process ends; connections run on
     /// `executor`. Once `draining` is set, connections close after their current request.
+    /// A client must send each request within `request_timeout`.
     pub fn start(
         listener: Async<TcpListener>,
         host: Arc<RuntimeHost>,
-        draining: Latch,
-        deadline: Latch,
+        (draining, deadline): (Latch, Latch),
+        request_timeout: Duration,
         executor: &Arc<Executor<'static>>,
     ) -> Api {
-        let connections = Arc::new(Semaphore::new(MAX_CONNECTIONS));
-        let accepting = accept(
-            listener,
+        let connections = Arc::new(Connections::default());
+        let requests = Arc::new(Requests::default());
+        let shared = Arc::new(Shared {
             host,
             draining,
             deadline,
+            requests: Arc::clone(&requests),
+            request_timeout,
+        });
+        let accepting = accept(
+            listener,
+            shared,
             Arc::clone(&connections),
             Arc::clone(executor),
         );
         executor.spawn(accepting).detach();
-        Api { connections }
+        Api {
+            connections,
+            requests,
+        }
     }
 
-    /// Waits until every connection has closed (their last responses written).
-    pub async fn closed(&self) {
-        let mut all = Vec::with_capacity(MAX_CONNECTIONS);
-        for _ in 0..MAX_CONNECTIONS {
-            all.push(self.connections.acquire().await);
+    /// Waits until every envelope request taken in has been answered and its response
+    /// written, and every connection has closed; once `deadline` is set, for at most
+    /// [`LAST_WRITE`] more.
+    pub async fn finished(&self, deadline: &Latch) {
+        let everything = async {
+            self.requests.none_left().await;
+            self.connections.all_closed().await;
+        };
+        future::or(everything, async {
+            deadline.wait().await;
+            Timer::after(LAST_WRITE).await;
+            if self.requests.count() > 0 {
+                log::warn!(
+                    "{} API response(s) were not read by their clients in time",
+                    self.requests.count()
+                );
+            }
+        })
+        .await;
+    }
+}
+
+/// Envelope requests taken in and not yet answered (their response not yet written).
+#[derive(Debug, Default)]
+struct Requests {
+    count: AtomicUsize,
+    left: Event,
+}
+
+impl Requests {
+    fn enter(self: &Arc<Self>) -> Taken {
+        self.count.fetch_add(1, Ordering::AcqRel);
+        Taken(Arc::clone(self))
+    }
+
+    fn count(&self) -> usize {
+        self.count.load(Ordering::Acquire)
+    }
+
+    async fn none_left(&self) {
+        loop {
+            let left = self.left.listen();
+            if self.count() == 0 {
+                return;
+            }
+            left.await;
         }
+    }
+}
+
+/// One envelope request taken in, until its response has been written (or dropped).
+#[derive(Debug)]
+struct Taken(Arc<Requests>);
+
+impl Drop for Taken {
+    fn drop(&mut self) {
+        self.0.count.fetch_sub(1, Ordering::AcqRel);
+        self.0.left.notify(usize::MAX);
     }
 }
 
 async fn accept(
     listener: Async<TcpListener>,
-    host: Arc<RuntimeHost>,
-    draining: Latch,
-    deadline: Latch,
-    connections: Arc<Semaphore>,
+    shared: Arc<Shared>,
+    connections: Arc<Connections>,
     executor: Arc<Executor<'static>>,
 ) {
     loop {
@@ -102,57 +198,110 @@ async fn accept(
                 continue;
             }
         };
-        let permit = connections.acquire_arc().await;
-        let (host, deadline) = (Arc::clone(&host), deadline.clone());
-        let service = hyper::service::service_fn(move |request| {
-            let (host, deadline) = (Arc::clone(&host), deadline.clone());
-            async move { Ok::<_, std::convert::Infallible>(respond(request, &host, &deadline).await) }
-        });
-        let draining = draining.clone();
+        let admitted = connections.admit().await;
         executor
-            .spawn(async move {
-                // Opened while draining: serve one request (a probe, say), then close.
-                let draining_already = draining.is_set();
-                let connection = hyper::server::conn::http1::Builder::new()
-                    .timer(SmolTimer::new())
-                    .header_read_timeout(HEADER_TIMEOUT)
-                    .keep_alive(!draining_already)
-                    .serve_connection(FuturesIo::new(stream), service);
-                let mut connection = pin!(connection);
-                let result = if draining_already {
-                    connection.await
-                } else {
-                    // Opened before: once draining starts, finish the request in progress
-                    // and close instead of waiting for the next.
-                    let ended = future::or(async { Some(connection.as_mut().await) }, async {
-                        draining.wait().await;
-                        None
-                    });
-                    match ended.await {
-                        Some(result) => result,
-                        None => {
-                            connection.as_mut().graceful_shutdown();
-                            connection.await
-                        }
-                    }
-                };
-                if let Err(error) = result {
-                    log::debug!("HTTP connection ended: {error}");
-                }
-                drop(permit);
-            })
+            .spawn(serve_connection(stream, admitted, Arc::clone(&shared)))
             .detach();
     }
 }
 
-async fn respond(
-    request: Request<Incoming>,
-    host: &RuntimeHost,
-    deadline: &Latch,
-) -> Response<Full<Bytes>> {
+async fn serve_connection(
+    stream: Async<std::net::TcpStream>,
+    admitted: Admitted,
+    shared: Arc<Shared>,
+) {
+    let reserve = admitted.reserve;
+    let conn = Arc::clone(&admitted.conn);
+    let draining = shared.draining.clone();
+    // Opened while draining: serve one request (a probe, say), then close.
+    let draining_already = draining.is_set();
+    let service = {
+        let (shared, conn) = (Arc::clone(&shared), Arc::clone(&conn));
+        hyper::service::service_fn(move |request| {
+            let (shared, conn) = (Arc::clone(&shared), Arc::clone(&conn));
+            async move {
+                let _in_request = conn.enter();
+                Ok::<_, std::convert::Infallible>(respond(request, &shared, reserve).await)
+            }
+        })
+    };
+    let header_timeout = if reserve {
+        RESERVE_HEADER_TIMEOUT
+    } else {
+        HEADER_TIMEOUT.min(shared.request_timeout)
+    };
+    let io = FuturesIo::new(WriteDeadline::new(stream, WRITE_TIMEOUT));
+    let connection = hyper::server::conn::http1::Builder::new()
+        .timer(SmolTimer::new())
+        .header_read_timeout(header_timeout)
+        .max_buf_size(READ_BUFFER)
+        // A client may shut its sending side once the request is out, and still read.
+        .half_close(true)
+        .keep_alive(!draining_already && !reserve)
+        .serve_connection(io, service);
+    let mut connection = pin!(connection);
+    // Once draining starts (for a connection opened before), or another connection needs
+    // this one's place, finish the request in progress and close instead of waiting for
+    // the next.
+    let close_early = async {
+        if draining_already {
+            conn.shed.wait().await;
+        } else {
+            future::or(draining.wait(), conn.shed.wait()).await;
+        }
+    };
+    let ended = future::or(async { Some(connection.as_mut().await) }, async {
+        close_early.await;
+        None
+    });
+    let result = match ended.await {
+        Some(result) => result,
+        None => {
+            connection.as_mut().graceful_shutdown();
+            connection.await
+        }
+    };
+    if let Err(error) = result {
+        log::debug!("HTTP connection ended: {error}");
+    }
+    drop(admitted);
+}
+
+/// A response body, and what must live until it has been written: the request's
+/// charge to the memory budget and its place among the requests taken in.
+struct Reply {
+    body: Full<Bytes>,
+    _held: Option<(Charge, Taken)>,
+}
+
+impl Body for Reply {
+    type Data = Bytes;
+    type Error = std::convert::Infallible;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, Self::Error>>> {
+        Pin::new(&mut self.body).poll_frame(cx)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.body.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.body.size_hint()
+    }
+}
+
+async fn respond(request: Request<Incoming>, shared: &Shared, reserve: bool) -> Response<Reply> {
+    let host = &*shared.host;
     let path = request.uri().path().to_owned();
     match (request.method(), path.as_str()) {
-        (&Method::POST, "/v1/envelopes") => envelope(request, host, deadline).await,
+        (&Method::POST, "/v1/envelopes") if !reserve => envelope(request, shared).await,
+        (&Method::POST, "/v1/envelopes") => busy(
+            "the host serves as many connections as it can; this one answers health probes only",
+        ),
         (&Method::GET, "/health/live") => {
             json(StatusCode::OK, &serde_json::json!({"status": "live"}))
         }
@@ -167,7 +316,7 @@ async fn respond(
         }
         (&Method::GET, "/health/handlers") => json(StatusCode::OK, &host.handlers_report().await),
         (&Method::GET, "/metrics") => {
-            let mut response = Response::new(Full::new(Bytes::from(host.metrics_text())));
+            let mut response = reply(StatusCode::OK, Bytes::from(host.metrics_text()));
             let content_type = "application/openmetrics-text; version=1.0.0; charset=utf-8";
             response
                 .headers_mut()
@@ -185,7 +334,7 @@ async fn respond(
     }
 }
 
-fn method_not_allowed(allow: &'static str) -> Response<Full<Bytes>> {
+fn method_not_allowed(allow: &'static str) -> Response<Reply> {
     let mut response = json(
         StatusCode::METHOD_NOT_ALLOWED,
         &serde_json::json!({"error": "method not allowed"}),
@@ -196,88 +345,150 @@ fn method_not_allowed(allow: &'static str) -> Response<Full<Bytes>> {
     response
 }
 
-/// The most of an oversized body read (and dropped) before it is refused.
-const DRAIN_LIMIT: usize = 4 * MAX_ENVELOPE_BYTES;
-
-/// The body, or `None` if it is longer than [`MAX_ENVELOPE_BYTES`]. A longer body is
-/// still read to its end, and dropped as it arrives, when it is at most [`DRAIN_LIMIT`]:
-/// a client still sending when the server answers and closes gets its connection reset,
-/// often before it reads the 413 that explains why.
-async fn read_body(mut body: Incoming) -> Result<Option<Bytes>, hyper::Error> {
-    let declared = body.size_hint().lower();
-    if declared > DRAIN_LIMIT as u64 {
-        return Ok(None);
-    }
-    let mut kept = Vec::with_capacity(declared.min(MAX_ENVELOPE_BYTES as u64) as usize);
-    let mut total = 0usize;
-    while let Some(frame) = body.frame().await {
-        let Ok(data) = frame?.into_data() else {
-            continue;
-        };
-        total += data.len();
-        if total > DRAIN_LIMIT {
-            return Ok(None);
-        }
-        if total <= MAX_ENVELOPE_BYTES {
-            kept.extend_from_slice(&data);
-        }
-    }
-    Ok((total <= MAX_ENVELOPE_BYTES).then(|| Bytes::from(kept)))
+/// `POST /v1/envelopes`: one request in, its response out. The request counts as taken
+/// in, and keeps its charge to the memory budget, until its response has been written.
+async fn envelope(request: Request<Incoming>, shared: &Shared) -> Response<Reply> {
+    let taken = shared.requests.enter();
+    let (response, charge) = answer(request, shared).await;
+    let (parts, reply) = response.into_parts();
+    Response::from_parts(
+        parts,
+        Reply {
+            body: reply.body,
+            _held: Some((charge, taken)),
+        },
+    )
 }
 
-/// `POST /v1/envelopes`: one request in, its response out.
-async fn envelope(
-    request: Request<Incoming>,
-    host: &RuntimeHost,
-    deadline: &Latch,
-) -> Response<Full<Bytes>> {
-    let body = match read_body(request.into_body()).await {
-        Ok(Some(body)) => body,
-        Ok(None) => {
-            let response = host.reject(EnvelopeError::TooLarge(MAX_ENVELOPE_BYTES));
-            return json(StatusCode::PAYLOAD_TOO_LARGE, &response);
-        }
-        Err(error) => {
-            let response = host.reject(EnvelopeError::Syntax(format!(
-                "the request body could not be read: {error}"
-            )));
-            return json(StatusCode::BAD_REQUEST, &response);
+async fn answer(request: Request<Incoming>, shared: &Shared) -> (Response<Reply>, Charge) {
+    let (host, deadline) = (&*shared.host, &shared.deadline);
+    let mut body = request.into_body();
+    let read = match body::read(&mut body, host.budget(), shared.request_timeout).await {
+        Ok(read) => read,
+        Err(unread) => {
+            let response = unread_body(unread, &mut body, host, shared.request_timeout).await;
+            return (response, Charge::unlimited());
         }
     };
-    let request = match host.parse(&body) {
+    let charge = read.charge;
+    let request = match host.parse(&read.bytes) {
         Ok(request) => request,
-        Err(response) => return json(StatusCode::BAD_REQUEST, &response),
+        Err(response) => return (json(StatusCode::BAD_REQUEST, &response), charge),
     };
+    drop(read.bytes);
     let context = RequestContext::of(&request);
     if host.state() == HostState::Draining {
-        return json(
-            StatusCode::SERVICE_UNAVAILABLE,
-            &host.refuse(context, false),
+        let refused = host.refuse(context, false);
+        return (
+            closing(json(StatusCode::SERVICE_UNAVAILABLE, &refused)),
+            charge,
         );
     }
+    // Nothing starts once the deadline has passed, even if a slot frees at that moment.
+    let ticket = future::or(async { Some(host.admit().await) }, async {
+        deadline.wait().await;
+        None
+    })
+    .await
+    .filter(|_| !deadline.is_set());
+    let Some(ticket) = ticket else {
+        host.note_cut_short(1);
+        let refused = host.refuse(context, false);
+        return (json(StatusCode::SERVICE_UNAVAILABLE, &refused), charge);
+    };
     let routed = future::or(
-        async {
-            let _ticket = host.admit().await;
-            Some(host.route(request).await)
-        },
+        async { Some(host.route(request, charge.clone()).await) },
         async {
             deadline.wait().await;
             None
         },
     );
-    match routed.await {
+    let response = match routed.await {
         Some(response) => json(StatusCode::OK, &response),
         None => {
             host.note_cut_short(1);
             json(StatusCode::SERVICE_UNAVAILABLE, &host.refuse(context, true))
         }
+    };
+    drop(ticket);
+    (response, charge)
+}
+
+/// The answer to a request whose body was not read whole.
+async fn unread_body(
+    unread: Unread,
+    body: &mut Incoming,
+    host: &RuntimeHost,
+    timeout: Duration,
+) -> Response<Reply> {
+    match unread {
+        Unread::TooLarge => {
+            body::drain(body, timeout).await;
+            let response = host.reject(EnvelopeError::TooLarge(MAX_ENVELOPE_BYTES));
+            json(StatusCode::PAYLOAD_TOO_LARGE, &response)
+        }
+        Unread::TooHeavy(weight) => {
+            body::drain(body, timeout).await;
+            let budget = host.budget().total();
+            let response = host.reject(EnvelopeError::TooHeavy { weight, budget });
+            json(StatusCode::PAYLOAD_TOO_LARGE, &response)
+        }
+        Unread::Busy => {
+            body::drain(body, timeout).await;
+            log::warn!(
+                "an API request was refused: the memory budget ({} bytes) is spent",
+                host.budget().total()
+            );
+            busy("the host holds as much as its memory budget allows; nothing ran")
+        }
+        Unread::TimedOut => closing(json(
+            StatusCode::REQUEST_TIMEOUT,
+            &host.reject(EnvelopeError::Syntax(format!(
+                "the request body did not arrive within {} s",
+                timeout.as_secs_f64()
+            ))),
+        )),
+        Unread::Failed(error) => closing(json(
+            StatusCode::BAD_REQUEST,
+            &host.reject(EnvelopeError::Syntax(format!(
+                "the request body could not be read: {error}"
+            ))),
+        )),
     }
 }
 
-fn json<T: serde::Serialize>(status: StatusCode, body: &T) -> Response<Full<Bytes>> {
-    let bytes = serde_json::to_vec(body).unwrap_or_default();
-    let mut response = Response::new(Full::new(Bytes::from(bytes)));
+/// 503 with `Retry-After`: nothing ran; the client should try again shortly.
+fn busy(reason: &str) -> Response<Reply> {
+    let mut response = json(
+        StatusCode::SERVICE_UNAVAILABLE,
+        &serde_json::json!({"error": format!("{reason}: retry after 1 s")}),
+    );
+    response
+        .headers_mut()
+        .insert(RETRY_AFTER, HeaderValue::from_static("1"));
+    response
+}
+
+/// `response`, closing the connection after it.
+fn closing(mut response: Response<Reply>) -> Response<Reply> {
+    response
+        .headers_mut()
+        .insert(CONNECTION, HeaderValue::from_static("close"));
+    response
+}
+
+fn reply(status: StatusCode, bytes: Bytes) -> Response<Reply> {
+    let mut response = Response::new(Reply {
+        body: Full::new(bytes),
+        _held: None,
+    });
     *response.status_mut() = status;
+    response
+}
+
+fn json<T: serde::Serialize>(status: StatusCode, body: &T) -> Response<Reply> {
+    let bytes = serde_json::to_vec(body).unwrap_or_default();
+    let mut response = reply(status, Bytes::from(bytes));
     response
         .headers_mut()
         .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));

@@ -86,7 +86,8 @@ async fn run(
     for warning in &contract.warnings {
         log::warn!("{}", warning.one_line());
     }
-    let host = wiring::build_host(&contract, profile, Stamp::system(), options.max_in_flight)?;
+    let host = wiring::build_host(&contract, profile, Stamp::system(), options.max_in_flight)?
+        .with_memory_budget(options.memory_budget);
     if options.dry_run {
         print!("{}", host.wiring_summary());
         return Ok(0);
@@ -96,6 +97,7 @@ async fn run(
         stdin: options.stdin,
         listen: options.listen,
         grace: options.shutdown_grace,
+        request_timeout: options.request_timeout,
     };
     let served = serve::serve(Arc::clone(&host), &edges, executor).await;
     host.shutdown().await;

@@ -32,6 +32,11 @@ pub enum Command {
 /// the drain's bookkeeping: past a few thousand, a host on a quarter of a CPU only queues.
 pub const MAX_IN_FLIGHT: u64 = 4096;
 
+/// `--memory-budget` unless told otherwise, in MiB.
+const DEFAULT_MEMORY_BUDGET_MIB: u64 = crate::host::DEFAULT_MEMORY_BUDGET / (1024 * 1024);
+/// The largest `--memory-budget`, in MiB.
+const MAX_MEMORY_BUDGET_MIB: u64 = 64 * 1024;
+
 /// The URL `healthcheck` probes unless told otherwise.
 pub const DEFAULT_HEALTH_URL: &str = "http://127.0.0.1:8085/health/live";
 
@@ -50,6 +55,10 @@ pub struct Options {
     pub max_in_flight: usize,
     /// How long requests in flight may take to finish after SIGTERM.
     pub shutdown_grace: Duration,
+    /// How long an API client may take to send a whole request.
+    pub request_timeout: Duration,
+    /// How many bytes of requests and responses the host may hold at once.
+    pub memory_budget: u64,
     /// How long the host's thread keeps polling for I/O after it runs out of work, before
     /// it sleeps (zero: it sleeps at once).
     pub busy_poll: Duration,
@@ -113,6 +122,11 @@ Options:
                         order; at most 4096); input waits while N are in flight
   --shutdown-grace SECS after SIGTERM/SIGINT, how long requests in flight may take to
                         finish (default 30); later, they are answered with a failure
+  --request-timeout SECS
+                        how long an API client may take to send a whole request,
+                        headers and body (default 30)
+  --memory-budget MIB   how much request and response data the host holds at once
+                        (default 48); past it, input waits and API requests get 503
   --busy-poll MICROS    after running out of work, keep checking for requests and
                         replies for up to MICROS µs (at most 1000000) before sleeping
                         (default 0: sleep at once). Answers one-at-a-time clients
@@ -201,6 +215,22 @@ pub fn parse(mut args: Vec<OsString>) -> Result<Command, UsageError> {
         });
     }
     let shutdown_grace = Duration::from_secs(number(&mut args, "--shutdown-grace", 30)?);
+    let request_timeout = number(&mut args, "--request-timeout", 30)?;
+    if request_timeout == 0 {
+        return Err(UsageError::InvalidValue {
+            option: "--request-timeout",
+            value: "0".into(),
+            expected: "a whole number of seconds, at least 1",
+        });
+    }
+    let memory_budget = number(&mut args, "--memory-budget", DEFAULT_MEMORY_BUDGET_MIB)?;
+    if !(1..=MAX_MEMORY_BUDGET_MIB).contains(&memory_budget) {
+        return Err(UsageError::InvalidValue {
+            option: "--memory-budget",
+            value: memory_budget.to_string(),
+            expected: "mebibytes, from 1 to 65536",
+        });
+    }
     let busy_poll = number(&mut args, "--busy-poll", 0)?;
     if busy_poll > MAX_WINDOW_MICROS {
         return Err(UsageError::InvalidValue {
@@ -226,6 +256,8 @@ pub fn parse(mut args: Vec<OsString>) -> Result<Command, UsageError> {
         dry_run,
         max_in_flight: usize::try_from(max_in_flight).unwrap_or(usize::MAX),
         shutdown_grace,
+        request_timeout: Duration::from_secs(request_timeout),
+        memory_budget: memory_budget * 1024 * 1024,
         busy_poll: Duration::from_micros(busy_poll),
         log_level,
         log_format,
@@ -275,6 +307,8 @@ mod tests {
                 dry_run: false,
                 max_in_flight: 1,
                 shutdown_grace: Duration::from_secs(30),
+                request_timeout: Duration::from_secs(30),
+                memory_budget: 48 * 1024 * 1024,
                 busy_poll: Duration::ZERO,
                 log_level: LevelFilter::Debug,
                 log_format: LogFormat::Text,

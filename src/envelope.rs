@@ -11,6 +11,7 @@ pub mod parse;
 pub mod response;
 pub mod stamp;
 pub mod target;
+pub mod weight;
 
 use std::borrow::Cow;
 

@@ -21,6 +21,7 @@ use futures_lite::future::Boxed;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
+use crate::budget::Charge;
 use crate::contract::HttpTarget;
 use crate::envelope::Payload;
 use crate::health::HealthReport;
@@ -75,6 +76,9 @@ pub struct HandlerRequest {
     pub correlation_id: Uuid,
     /// For HTTP: the URL prefix the node's contract confines it to, if it declares one.
     pub target: Option<Arc<HttpTarget>>,
+    /// The request's share of the host's memory budget: a handler that reads a large
+    /// reply grows it first ([`Charge::try_grow`]) and fails if it cannot.
+    pub charge: Charge,
 }
 
 /// What a handler can fail with; [`crate::error`] maps each variant to its code.

@@ -20,6 +20,7 @@ use std::time::{Duration, Instant};
 use async_lock::{Semaphore, SemaphoreGuard};
 use prometheus_client::metrics::gauge::Gauge;
 
+use crate::budget::{Budget, Charge};
 use crate::bus::{EventBus, Subscription, Topic};
 use crate::envelope::parse::parse_request;
 use crate::envelope::{Envelope, EnvelopeError, Request, RequestContext};
@@ -29,6 +30,10 @@ use crate::runtime::NodeRuntime;
 use crate::wiring::handler_name;
 
 pub use report::Readiness;
+
+/// How many bytes of requests and responses a host holds at once, unless told otherwise:
+/// with the bus's queues and the process itself, inside a 128 MiB container.
+pub const DEFAULT_MEMORY_BUDGET: u64 = 48 * 1024 * 1024;
 
 /// Where the host is in its life.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -63,6 +68,7 @@ pub struct RuntimeHost {
     state: AtomicU8,
     slots: Semaphore,
     max_in_flight: usize,
+    budget: Arc<Budget>,
     cut_short: AtomicU64,
     shut_down: AtomicBool,
 }
@@ -104,9 +110,22 @@ impl RuntimeHost {
             state: AtomicU8::new(HostState::Starting as u8),
             slots: Semaphore::new(max_in_flight),
             max_in_flight,
+            budget: Budget::new(DEFAULT_MEMORY_BUDGET),
             cut_short: AtomicU64::new(0),
             shut_down: AtomicBool::new(false),
         }
+    }
+
+    /// The host, holding at most `bytes` of requests and responses at once.
+    #[must_use]
+    pub fn with_memory_budget(mut self, bytes: u64) -> Self {
+        self.budget = Budget::new(bytes);
+        self
+    }
+
+    /// The budget everything the host holds is charged to.
+    pub fn budget(&self) -> &Arc<Budget> {
+        &self.budget
     }
 
     /// The runtime's name.
@@ -266,19 +285,21 @@ impl RuntimeHost {
         response
     }
 
-    /// Routes a parsed request and returns its response.
-    pub async fn route(&self, request: Request) -> Box<Envelope> {
+    /// Routes a parsed request and returns its response; what its handler holds is
+    /// charged to `charge`.
+    pub async fn route(&self, request: Request, charge: Charge) -> Box<Envelope> {
         let started = Instant::now();
-        let response = self.runtime.route(request).await;
+        let response = self.runtime.route(request, charge).await;
         self.metrics.answered(&response, started.elapsed());
         log_outcome(&response);
         response
     }
 
-    /// Reads one message as a request, routes it, and returns its response.
+    /// Reads one message as a request, routes it, and returns its response (charging
+    /// nothing to the memory budget).
     pub async fn process(&self, message: &[u8]) -> Box<Envelope> {
         match self.parse(message) {
-            Ok(request) => self.route(request).await,
+            Ok(request) => self.route(request, Charge::unlimited()).await,
             Err(response) => response,
         }
     }

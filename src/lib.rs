@@ -28,6 +28,7 @@
 
 pub mod api;
 pub mod app;
+pub mod budget;
 pub mod bus;
 pub mod busy_poll;
 pub mod cli;

@@ -7,6 +7,7 @@
 //! | `onex_envelope_duration_seconds` (histogram) | `handler_type`, `operation` |
 //! | `onex_envelopes_in_flight` | |
 //! | `onex_bus_queue_depth` | `topic` |
+//! | `onex_memory_held_bytes`, `onex_memory_budget_bytes` | |
 //!
 //! Label values come from closed sets, never straight from a request, so a caller cannot
 //! grow the registry: an unknown handler type is `unknown`, an operation no handler
@@ -58,6 +59,8 @@ pub struct Metrics {
     series: Series,
     in_flight: Gauge,
     queue_depth: Family<Queue, Gauge>,
+    memory_held: Gauge,
+    memory_budget: Gauge,
 }
 
 impl Default for Metrics {
@@ -77,6 +80,7 @@ impl Metrics {
             Family::new_with_constructor(|| Histogram::new(exponential_buckets(0.0001, 2.0, 20)));
         let in_flight = Gauge::default();
         let queue_depth = Family::<Queue, Gauge>::default();
+        let (memory_held, memory_budget) = (Gauge::default(), Gauge::default());
         registry.register(
             "envelopes_received",
             "Request envelopes taken in",
@@ -102,6 +106,16 @@ impl Metrics {
             "Messages waiting on a bus topic",
             queue_depth.clone(),
         );
+        registry.register(
+            "memory_held_bytes",
+            "Bytes of requests and responses charged to the memory budget now",
+            memory_held.clone(),
+        );
+        registry.register(
+            "memory_budget_bytes",
+            "Bytes of requests and responses the host may hold at once",
+            memory_budget.clone(),
+        );
         Metrics {
             registry,
             received,
@@ -110,6 +124,8 @@ impl Metrics {
             series: Series::new(),
             in_flight,
             queue_depth,
+            memory_held,
+            memory_budget,
         }
     }
 
@@ -153,6 +169,14 @@ impl Metrics {
     /// The gauge of requests in flight.
     pub fn in_flight(&self) -> &Gauge {
         &self.in_flight
+    }
+
+    /// Records how much of the memory budget (`budget` bytes) is `held` now.
+    pub fn set_memory(&self, held: u64, budget: u64) {
+        self.memory_held
+            .set(i64::try_from(held).unwrap_or(i64::MAX));
+        self.memory_budget
+            .set(i64::try_from(budget).unwrap_or(i64::MAX));
     }
 
     /// Records how many messages wait on `topic`.

@@ -15,6 +15,7 @@ use std::collections::BTreeMap;
 
 pub use node::NodeInstance;
 
+use crate::budget::Charge;
 use crate::envelope::{Envelope, Payload, Request, RequestContext, Stamp};
 use crate::error::{ErrorKind, RuntimeHostError};
 use crate::handler::{Handler, HandlerRequest, HandlerType};
@@ -79,10 +80,10 @@ impl NodeRuntime {
 
     /// Routes the request in `envelope` and returns its response in the same box: a
     /// result, or an error envelope. An envelope that is not a routable request (step 1)
-    /// is answered with the reason.
+    /// is answered with the reason. Nothing is charged to a memory budget.
     pub async fn route_envelope(&self, envelope: Box<Envelope>) -> Box<Envelope> {
         match Request::check(envelope) {
-            Ok(request) => self.route(request).await,
+            Ok(request) => self.route(request, Charge::unlimited()).await,
             Err((mut envelope, error)) => {
                 let mut context = RequestContext::take(&mut envelope);
                 let error =
@@ -94,7 +95,7 @@ impl NodeRuntime {
     }
 
     /// Routes a checked request (steps 2 to 5) and returns its response in the request's
-    /// box: a result, or an error envelope.
+    /// box: a result, or an error envelope. What the handler holds is charged to `charge`.
     ///
     /// Both travel boxed, and the response is written into the request's box. An envelope
     /// is some 350 bytes, and every move of one by value (into a future, out of one, into
@@ -102,11 +103,13 @@ impl NodeRuntime {
     /// cycles whatever the size. Boxed, they move as pointers: on the static build 27 -> 17
     /// `memcpy` calls and 4.2 -> 3.9 µs of CPU per envelope; the response written in place
     /// took it to 14 (`local.echo`, counted with a uprobe on `memcpy`).
-    pub async fn route(&self, request: Request) -> Box<Envelope> {
+    pub async fn route(&self, request: Request, charge: Charge) -> Box<Envelope> {
         let mut envelope = request.into_envelope();
         let payload = envelope.payload.take();
         let mut context = RequestContext::take(&mut envelope);
-        let outcome = self.dispatch(&context, payload.unwrap_or_default()).await;
+        let outcome = self
+            .dispatch(&context, payload.unwrap_or_default(), charge)
+            .await;
         context.answer(outcome, &self.stamp, &mut envelope);
         envelope
     }
@@ -116,6 +119,7 @@ impl NodeRuntime {
         &self,
         context: &RequestContext,
         payload: Payload,
+        charge: Charge,
     ) -> Result<Option<Payload>, RuntimeHostError> {
         let slug = context.target_node.as_deref().unwrap_or_default();
         let Some(node) = self.nodes.get(slug) else {
@@ -127,7 +131,7 @@ impl NodeRuntime {
                 context.error_context(),
             ));
         };
-        node.handle(self, context, payload).await
+        node.handle(self, context, payload, charge).await
     }
 
     /// Steps 4 and 5: finds the handler for `context`'s handler type and runs `request`.

@@ -33,6 +33,8 @@ pub struct Edges {
     pub listen: Option<SocketAddr>,
     /// How long requests in flight may take to finish once draining starts.
     pub grace: Duration,
+    /// How long an API client may take to send a request.
+    pub request_timeout: Duration,
 }
 
 /// Starts `host` and serves it on `edges` until done; the caller shuts the host down.
@@ -49,8 +51,8 @@ pub async fn serve(
         Some(addr) => Some(Api::start(
             api::bind(addr)?,
             Arc::clone(&host),
-            draining.clone(),
-            deadline.clone(),
+            (draining.clone(), deadline.clone()),
+            edges.request_timeout,
             executor,
         )),
         None => None,
@@ -93,13 +95,10 @@ pub async fn serve(
         future::try_zip(closing, host.consume(inputs, &deadline)).await?;
     }
     if let Some(api) = api {
+        // Every request the API took in is answered, and its response written, before
+        // the handlers shut down: in full, or as cut short once the deadline passes.
         draining.wait().await;
-        future::or(host.idle(), deadline.wait()).await;
-        // Give the last responses (failures at the deadline included) time to be written.
-        future::or(api.closed(), async {
-            Timer::after(Duration::from_secs(2)).await;
-        })
-        .await;
+        api.finished(&deadline).await;
     }
     Ok(host.cut_short())
 }

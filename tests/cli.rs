@@ -263,6 +263,86 @@ fn log_level_error_silences_information() {
 }
 
 #[test]
+fn large_lines_behind_a_slow_reader_hold_bounded_memory_and_are_all_answered() {
+    use std::io::{Read, Write};
+    let fixture = dev_host();
+    let mut child = crate::support::process::spawn(
+        DEVELOPMENT,
+        &["--stdin", "--log-level", "warn", "runtime/dev.yaml"],
+        fixture.root(),
+        &[],
+    );
+    let mut input = child.stdin.take().expect("stdin");
+    let lines = 64;
+    let feeder = std::thread::spawn(move || {
+        let payload = format!(r#"{{"s":"{}"}}"#, "x".repeat(1024 * 1024));
+        for n in 0..lines {
+            let line = request_line(n, "echo_node", "local.echo", &payload);
+            input.write_all(line.as_bytes()).expect("a line");
+            input.write_all(b"\n").expect("a line end");
+        }
+    });
+    let mut output = child.stdout.take().expect("stdout");
+    let (mut read, mut buffer) = (Vec::new(), vec![0u8; 256 * 1024]);
+    let (mut peak_kib, mut answered) = (0u64, 0);
+    // A slow reader: a small read, a pause, until every answer has come.
+    while answered < lines {
+        let n = output.read(&mut buffer).expect("reads the answers");
+        assert!(n > 0, "the host stopped before answering every line");
+        answered += buffer[..n].iter().filter(|&&b| b == b'\n').count() as u32;
+        read.extend_from_slice(&buffer[..n]);
+        std::thread::sleep(std::time::Duration::from_millis(2));
+        let status = std::fs::read_to_string(format!("/proc/{}/status", child.id()));
+        if let Some(kib) = status.ok().and_then(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix("VmHWM:"))
+                .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+        }) {
+            peak_kib = peak_kib.max(kib);
+        }
+    }
+    feeder.join().expect("the feeder");
+    let status = child.wait().expect("the host exits");
+    assert!(status.success());
+    let answers: Vec<Value> = String::from_utf8_lossy(&read)
+        .lines()
+        .map(|line| serde_json::from_str(line).expect("a JSON answer"))
+        .collect();
+    assert!(answers.iter().all(|a| a["success"] == true));
+    assert!(peak_kib < 100 * 1024, "peak RSS {peak_kib} KiB");
+}
+
+#[test]
+fn a_line_heavier_than_the_whole_memory_budget_is_answered_unread() {
+    let fixture = dev_host();
+    // Half a million numbers: some 32 MiB once parsed, from 1 MiB of text.
+    let numbers = format!(r#"{{"a":[{}0]}}"#, "0,".repeat(512 * 1024));
+    let mut input = request_line(1, "echo_node", "local.echo", &numbers).into_bytes();
+    input.push(b'\n');
+    input.extend_from_slice(request_line(2, "echo_node", "local.echo", "{}").as_bytes());
+    input.push(b'\n');
+    let run = run(
+        DEVELOPMENT,
+        &["--stdin", "--memory-budget", "16", "runtime/dev.yaml"],
+        fixture.root(),
+        &input,
+        &[],
+    );
+    assert_eq!(run.status, Some(0), "{}", run.stderr);
+    let lines = run.lines();
+    assert_eq!(lines.len(), 2);
+    let refused: Value = serde_json::from_str(lines[0]).expect("JSON");
+    assert_eq!(refused["error"]["code"], "ENVELOPE_VALIDATION_ERROR");
+    let message = refused["error"]["message"].as_str().unwrap_or_default();
+    assert!(
+        message.contains("more than this host's memory budget of 16777216 bytes"),
+        "{message}"
+    );
+    let next: Value = serde_json::from_str(lines[1]).expect("JSON");
+    assert_eq!(next["success"], true);
+}
+
+#[test]
 fn an_oversized_line_is_answered_and_the_next_line_still_served() {
     let fixture = dev_host();
     let mut input = vec![b'x'; 9 * 1024 * 1024];

@@ -161,6 +161,76 @@ fn at_the_grace_deadline_the_unfinished_get_failures_and_the_exit_status_says_so
 }
 
 #[test]
+fn at_the_deadline_queued_api_requests_do_not_start_and_every_one_is_answered() {
+    let (_fixture, server, gate, daemon) =
+        gated(&["--max-in-flight", "4", "--shutdown-grace", "1"]);
+    let posts = post_many(&daemon, &server, 12);
+    daemon.wait_for(|_| gate.waiting() == 4, "4 requests at the server");
+    // The other 8 wait for a slot; the deadline frees the 4 slots as it cuts them short.
+    daemon.signal("TERM");
+    let (mut started, mut not_started) = (0, 0);
+    for post in posts {
+        let (status, response) = post.join().expect("every request is answered");
+        assert_eq!(status, 503, "{response}");
+        match response["error"]["message"].as_str() {
+            Some(
+                "the host shut down before this request finished; it may or may not have taken effect",
+            ) => started += 1,
+            Some("the host shut down before this request started; it did not run") => {
+                not_started += 1
+            }
+            other => panic!("unexpected answer {other:?}"),
+        }
+    }
+    let (status, _, stderr) = daemon.exit();
+    gate.open();
+    assert_eq!((started, not_started), (4, 8), "{stderr}");
+    assert_eq!(
+        server.received().len(),
+        4,
+        "nothing started after the deadline"
+    );
+    assert_eq!(status, Some(1), "{stderr}");
+    assert!(
+        stderr.contains("12 request(s) were cut short by the shutdown deadline"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn requests_in_flight_at_sigterm_are_answered_before_the_host_exits() {
+    // Slow requests keep arriving while the host drains: every request the host took in
+    // gets its response; none sees its connection closed.
+    let (_fixture, server, gate, daemon) =
+        gated(&["--max-in-flight", "8", "--shutdown-grace", "30"]);
+    let posts = post_many(&daemon, &server, 20);
+    daemon.wait_for(|_| gate.waiting() == 8, "8 requests at the server");
+    let metrics = daemon.url("/metrics");
+    daemon.wait_for(
+        |_| {
+            let (_, _, text) = http("GET", &metrics, vec![]);
+            text.contains(
+                r#"onex_envelopes_received_total{handler_type="http",operation="http.get"} 20"#,
+            )
+        },
+        "all 20 requests taken in",
+    );
+    daemon.signal("TERM");
+    daemon.wait_for(|d| d.stderr().contains("Draining"), "the drain to start");
+    gate.open();
+    let mut answered = 0;
+    for post in posts {
+        let (status, response) = post.join().expect("every request is answered");
+        assert_eq!(status, 200, "{response}");
+        assert_eq!(response["payload"]["body"], "done");
+        answered += 1;
+    }
+    let (status, _, stderr) = daemon.exit();
+    assert_eq!((answered, status), (20, Some(0)), "{stderr}");
+    assert_eq!(server.received().len(), 20);
+}
+
+#[test]
 fn in_stdin_mode_the_deadline_answers_the_request_in_flight_and_those_still_queued() {
     let (_fixture, server, gate, mut daemon) = gated(&["--stdin", "--shutdown-grace", "1"]);
     for n in 0..3 {

@@ -5,6 +5,7 @@
 mod support;
 
 mod api;
+mod api_limits;
 mod architecture;
 mod cli;
 mod contracts;

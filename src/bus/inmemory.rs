@@ -2,13 +2,17 @@
 //!
 //! It is the MVP's bus and the embedded default. Each topic is an `async-channel` queue
 //! created on first use; publishing into a full queue waits until a subscriber makes room,
-//! so memory stays bounded by `capacity` messages per topic. Several subscribers of one
-//! topic compete for its messages (each message goes to one of them).
+//! so a topic holds at most `capacity` messages and `capacity_bytes` bytes (a message
+//! larger than that still enters an empty topic, alone). Several subscribers of one topic
+//! compete for its messages (each message goes to one of them).
 
 use std::collections::BTreeMap;
-use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 
 use async_channel::{Receiver, Sender, TrySendError};
+use event_listener::Event;
+use futures_lite::StreamExt;
 use futures_lite::future::{self, Boxed};
 
 use super::{BusError, BusKind, EventBus, Message, Subscription, Topic};
@@ -16,16 +20,61 @@ use crate::health::HealthReport;
 
 /// How many messages a topic holds before publishers wait, unless told otherwise.
 pub const DEFAULT_CAPACITY: usize = 1024;
+/// How many bytes a topic holds before publishers wait, unless told otherwise.
+pub const DEFAULT_CAPACITY_BYTES: u64 = 4 * 1024 * 1024;
 
 /// An in-process event bus with bounded per-topic queues.
 #[derive(Debug)]
 pub struct InMemoryEventBus {
     capacity: usize,
+    capacity_bytes: u64,
     state: Mutex<State>,
 }
 
-/// One topic's queue: both ends, so that it outlives its publishers and subscribers.
-type Queue = (Sender<Message>, Receiver<Message>);
+/// One topic's queue: both ends, so that it outlives its publishers and subscribers, and
+/// the bytes it holds.
+#[derive(Debug)]
+struct Queue {
+    tx: Sender<Message>,
+    rx: Receiver<Message>,
+    room: Arc<Room>,
+}
+
+/// The bytes a topic holds, against its limit.
+#[derive(Debug)]
+struct Room {
+    queued: AtomicU64,
+    limit: u64,
+    /// Notified whenever a message leaves the topic.
+    freed: Event,
+}
+
+impl Room {
+    /// Counts `bytes` in if they fit, or if the topic is empty (so that any one message
+    /// can pass).
+    fn try_enter(&self, bytes: u64) -> bool {
+        self.queued
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |queued| {
+                (queued == 0 || queued + bytes <= self.limit).then_some(queued + bytes)
+            })
+            .is_ok()
+    }
+
+    async fn enter(&self, bytes: u64) {
+        while !self.try_enter(bytes) {
+            let freed = self.freed.listen();
+            if self.try_enter(bytes) {
+                return;
+            }
+            freed.await;
+        }
+    }
+
+    fn leave(&self, bytes: u64) {
+        self.queued.fetch_sub(bytes, Ordering::AcqRel);
+        self.freed.notify(usize::MAX);
+    }
+}
 
 #[derive(Debug, Default)]
 struct State {
@@ -35,10 +84,18 @@ struct State {
 }
 
 impl InMemoryEventBus {
-    /// A bus whose topics each hold up to `capacity` messages (at least one).
+    /// A bus whose topics each hold up to `capacity` messages (at least one) and
+    /// [`DEFAULT_CAPACITY_BYTES`].
     pub fn new(capacity: usize) -> Self {
+        Self::with_capacity(capacity, DEFAULT_CAPACITY_BYTES)
+    }
+
+    /// A bus whose topics each hold up to `capacity` messages (at least one) and
+    /// `capacity_bytes` bytes.
+    pub fn with_capacity(capacity: usize, capacity_bytes: u64) -> Self {
         InMemoryEventBus {
             capacity: capacity.max(1),
+            capacity_bytes,
             state: Mutex::new(State::default()),
         }
     }
@@ -60,10 +117,15 @@ impl InMemoryEventBus {
         if let Some(queue) = state.topics.get(topic) {
             return Some(f(queue));
         }
-        let queue = state
-            .topics
-            .entry(topic.clone())
-            .or_insert_with(|| async_channel::bounded(self.capacity));
+        let queue = state.topics.entry(topic.clone()).or_insert_with(|| {
+            let (tx, rx) = async_channel::bounded(self.capacity);
+            let room = Arc::new(Room {
+                queued: AtomicU64::new(0),
+                limit: self.capacity_bytes,
+                freed: Event::new(),
+            });
+            Queue { tx, rx, room }
+        });
         Some(f(queue))
     }
 }
@@ -81,28 +143,58 @@ impl EventBus for InMemoryEventBus {
 
     fn publish(&self, topic: &Topic, message: Message) -> Boxed<Result<(), BusError>> {
         let closed = || BusError::Closed(topic.clone());
+        let bytes = message.len() as u64;
         // Most publishes find room: they are done before this returns, with no waiting
         // machinery. Only a full queue needs the sender outside the lock.
-        let sent = self.with_queue(topic, |(tx, _)| match tx.try_send(message) {
-            Ok(()) => Ok(()),
-            Err(TrySendError::Full(message)) => Err(Some((tx.clone(), message))),
-            Err(TrySendError::Closed(_)) => Err(None),
+        let sent = self.with_queue(topic, |queue| {
+            if !queue.room.try_enter(bytes) {
+                return Err(Some((
+                    queue.tx.clone(),
+                    Arc::clone(&queue.room),
+                    message,
+                    false,
+                )));
+            }
+            match queue.tx.try_send(message) {
+                Ok(()) => Ok(()),
+                Err(TrySendError::Full(message)) => Err(Some((
+                    queue.tx.clone(),
+                    Arc::clone(&queue.room),
+                    message,
+                    true,
+                ))),
+                Err(TrySendError::Closed(_)) => {
+                    queue.room.leave(bytes);
+                    Err(None)
+                }
+            }
         });
         match sent {
             Some(Ok(())) => Box::pin(future::ready(Ok(()))),
-            Some(Err(Some((tx, message)))) => {
+            Some(Err(Some((tx, room, message, entered)))) => {
                 let topic = topic.clone();
-                Box::pin(async move { tx.send(message).await.map_err(|_| BusError::Closed(topic)) })
+                Box::pin(async move {
+                    if !entered {
+                        room.enter(bytes).await;
+                    }
+                    tx.send(message).await.map_err(|_| {
+                        room.leave(bytes);
+                        BusError::Closed(topic)
+                    })
+                })
             }
             Some(Err(None)) | None => Box::pin(future::ready(Err(closed()))),
         }
     }
 
     fn subscribe(&self, topic: &Topic) -> Result<Subscription, BusError> {
-        let rx = self
-            .with_queue(topic, |(_, rx)| rx.clone())
+        let (rx, room) = self
+            .with_queue(topic, |queue| (queue.rx.clone(), Arc::clone(&queue.room)))
             .ok_or_else(|| BusError::Closed(topic.clone()))?;
-        Ok(Box::pin(rx))
+        Ok(Box::pin(rx.map(move |message| {
+            room.leave(message.len() as u64);
+            message
+        })))
     }
 
     fn start_consuming(&self) -> Boxed<Result<(), BusError>> {
@@ -115,28 +207,34 @@ impl EventBus for InMemoryEventBus {
         let depths: serde_json::Map<String, serde_json::Value> = state
             .topics
             .iter()
-            .map(|(topic, (tx, _))| (topic.to_string(), tx.len().into()))
+            .map(|(topic, queue)| (topic.to_string(), queue.tx.len().into()))
             .collect();
         let report = HealthReport::new(!state.closed)
             .with("kind", BusKind::InMemory.as_str())
             .with("capacity", self.capacity)
+            .with("capacity_bytes", self.capacity_bytes)
             .with("queue_depths", depths);
         Box::pin(async move { report })
     }
 
     fn close_topic(&self, topic: &Topic) {
-        self.with_queue(topic, |(tx, _)| tx.close());
+        self.with_queue(topic, |queue| queue.tx.close());
     }
 
     fn depth(&self, topic: &Topic) -> Option<usize> {
-        Some(self.lock().topics.get(topic).map_or(0, |(tx, _)| tx.len()))
+        Some(
+            self.lock()
+                .topics
+                .get(topic)
+                .map_or(0, |queue| queue.tx.len()),
+        )
     }
 
     fn close(&self) {
         let mut state = self.lock();
         state.closed = true;
-        for (tx, _) in state.topics.values() {
-            tx.close();
+        for queue in state.topics.values() {
+            queue.tx.close();
         }
     }
 }
@@ -183,6 +281,30 @@ mod tests {
             third.await.unwrap();
             assert_eq!(sub.next().await, Some(vec![2]));
             assert_eq!(sub.next().await, Some(vec![3]));
+        });
+    }
+
+    #[test]
+    fn a_topic_full_in_bytes_makes_publishers_wait_but_passes_one_large_message() {
+        future::block_on(async {
+            let bus = InMemoryEventBus::with_capacity(100, 10);
+            let topic = Topic::new("t");
+            let mut sub = bus.subscribe(&topic).unwrap();
+            bus.publish(&topic, vec![1; 6]).await.unwrap();
+            let mut second = bus.publish(&topic, vec![2; 6]);
+            assert!(
+                future::poll_once(&mut second).await.is_none(),
+                "must wait while 6 + 6 bytes exceed 10"
+            );
+            assert_eq!(sub.next().await, Some(vec![1; 6]));
+            second.await.unwrap();
+            assert_eq!(sub.next().await, Some(vec![2; 6]));
+            // Larger than the whole topic: it enters alone.
+            bus.publish(&topic, vec![3; 50]).await.unwrap();
+            let mut small = bus.publish(&topic, vec![4]);
+            assert!(future::poll_once(&mut small).await.is_none());
+            assert_eq!(sub.next().await, Some(vec![3; 50]));
+            small.await.unwrap();
         });
     }
 

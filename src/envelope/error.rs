@@ -16,6 +16,16 @@ pub enum EnvelopeError {
     /// The message is larger than the host accepts.
     #[error("the envelope is larger than the limit of {0} bytes")]
     TooLarge(usize),
+    /// Once parsed, the message would take more memory than the host may hold at once.
+    #[error(
+        "the envelope would take about {weight} bytes of memory once parsed, more than this host's memory budget of {budget} bytes: send fewer values, or raise --memory-budget"
+    )]
+    TooHeavy {
+        /// What it would take.
+        weight: u64,
+        /// The host's whole budget.
+        budget: u64,
+    },
     /// A field is present but its value is not acceptable.
     #[error("{field}: {reason}")]
     Invalid {

@@ -123,6 +123,7 @@ mod tests {
             payload: payload.as_object().cloned().unwrap_or_default(),
             correlation_id: Uuid::nil(),
             target: None,
+            charge: crate::budget::Charge::unlimited(),
         }
     }
 

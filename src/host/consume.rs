@@ -3,7 +3,9 @@
 //!
 //! With one request in flight (the default) responses leave in the order requests
 //! arrived; with more, in the order they complete, matched to requests by `causation_id`.
-//! A new message is taken only when a slot is free, so memory stays bounded.
+//! A new message is taken only when a slot is free, and handled only once what it will
+//! hold is charged to the host's memory budget ([`weight`]): so memory stays bounded in
+//! messages and in bytes. Its charge is given back once its response is published.
 //!
 //! With one in flight, a request's slot frees once its response is computed, and the
 //! response is published while the next request waits on its handler (or at once, if no
@@ -19,9 +21,11 @@ use smol::LocalExecutor;
 use uuid::Uuid;
 
 use super::{RuntimeHost, Ticket};
+use crate::budget::Charge;
 use crate::bus::{BusError, Message, Subscription};
 use crate::envelope::parse::parse_request;
-use crate::envelope::{Envelope, RequestContext};
+use crate::envelope::weight::weight;
+use crate::envelope::{Envelope, EnvelopeError, RequestContext};
 use crate::error::RuntimeHostError;
 use crate::latch::Latch;
 
@@ -58,8 +62,9 @@ impl RuntimeHost {
         let tasks = LocalExecutor::new();
         let answering = async {
             let mut sequence = 0u64;
-            // With one in flight: the last response, computed and not yet published.
-            let mut unpublished: Option<(u64, Box<Envelope>)> = None;
+            // With one in flight: the last response, computed and not yet published, and
+            // its request's charge.
+            let mut unpublished: Option<(u64, Box<Envelope>, Option<Charge>)> = None;
             // A response that cannot be published stops the loop: nothing after it could be.
             while lost.borrow().is_none() {
                 // Take input only when there is room, without holding the room while
@@ -83,15 +88,19 @@ impl RuntimeHost {
                     }
                 };
                 let Some(message) = next else { break };
+                let weight = weight(&message);
                 held.set(Some(message));
                 let ticket = self.admit().await;
+                let charge = self.budget.take(weight).await;
                 // Only the deadline takes a held message, and it ends this loop first.
                 let Some(message) = held.take() else {
                     break;
                 };
                 sequence += 1;
                 if self.max_in_flight > 1 {
-                    let task = self.answer(sequence, message, ticket, &pending, &lost, &answered);
+                    let task = self.answer(
+                        sequence, message, charge, ticket, &pending, &lost, &answered,
+                    );
                     tasks.spawn(task).detach();
                     continue;
                 }
@@ -101,7 +110,8 @@ impl RuntimeHost {
                 // the time from the wake-up that brings a reply to the next statement's
                 // send went from 8 to 7 µs (`perf record`, 20,000 statements).
                 let handled = async {
-                    let response = self.handle(sequence, message, &pending).await;
+                    let response = self.handle(sequence, message, charge.clone(), &pending);
+                    let response = response.await;
                     drop(ticket);
                     response
                 };
@@ -112,7 +122,7 @@ impl RuntimeHost {
                         future::zip(handled, publish).await.0
                     }
                 };
-                unpublished = Some((sequence, response));
+                unpublished = Some((sequence, response, charge));
             }
             if let Some(last) = unpublished.take() {
                 if lost.borrow().is_none() {
@@ -151,30 +161,50 @@ impl RuntimeHost {
     /// Handles one message: parse, route, publish; the pending entry lives until the
     /// response is published, so the deadline answers exactly the unanswered. The ticket
     /// is held until then, so responses waiting for room count against the slots.
+    #[allow(clippy::too_many_arguments)]
     async fn answer(
         &self,
         sequence: u64,
         message: Message,
+        charge: Option<Charge>,
         ticket: Ticket<'_>,
         pending: &Pending,
         lost: &RefCell<Option<BusError>>,
         answered: &Cell<u64>,
     ) {
-        let response = self.handle(sequence, message, pending).await;
-        self.publish_answer((sequence, response), pending, lost, answered)
+        let response = self
+            .handle(sequence, message, charge.clone(), pending)
+            .await;
+        self.publish_answer((sequence, response, charge), pending, lost, answered)
             .await;
         drop(ticket);
     }
 
     /// Parses and routes one message, registered as pending under `sequence`; returns
-    /// its response.
-    async fn handle(&self, sequence: u64, message: Message, pending: &Pending) -> Box<Envelope> {
+    /// its response. Without a `charge` the message could never fit the memory budget:
+    /// it is answered with an error, unread.
+    async fn handle(
+        &self,
+        sequence: u64,
+        message: Message,
+        charge: Option<Charge>,
+        pending: &Pending,
+    ) -> Box<Envelope> {
+        let Some(charge) = charge else {
+            let weight = weight(&message);
+            let budget = self.budget.total();
+            let response = self.reject(EnvelopeError::TooHeavy { weight, budget });
+            pending
+                .borrow_mut()
+                .insert(sequence, (message, response.correlation_id));
+            return Box::new(response);
+        };
         match self.parse(&message) {
             Ok(request) => {
                 pending
                     .borrow_mut()
                     .insert(sequence, (message, request.correlation_id));
-                self.route(request).await
+                self.route(request, charge).await
             }
             Err(response) => {
                 pending
@@ -185,11 +215,11 @@ impl RuntimeHost {
         }
     }
 
-    /// Publishes the response to pending message `sequence`, which is then answered; a
-    /// response that cannot be published is recorded in `lost`.
+    /// Publishes the response to pending message `sequence`, which is then answered and
+    /// its charge given back; a response that cannot be published is recorded in `lost`.
     async fn publish_answer(
         &self,
-        (sequence, response): (u64, Box<Envelope>),
+        (sequence, response, charge): (u64, Box<Envelope>, Option<Charge>),
         pending: &Pending,
         lost: &RefCell<Option<BusError>>,
         answered: &Cell<u64>,
@@ -205,6 +235,7 @@ impl RuntimeHost {
             }
         }
         pending.borrow_mut().remove(&sequence);
+        drop(charge);
     }
 
     /// At the deadline: a failure for every request still running, the message in hand

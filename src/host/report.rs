@@ -65,8 +65,10 @@ impl RuntimeHost {
         })
     }
 
-    /// The metrics text, with the bus queue depths read now.
+    /// The metrics text, with the bus queue depths and the memory held read now.
     pub fn metrics_text(&self) -> String {
+        self.metrics
+            .set_memory(self.budget.held(), self.budget.total());
         for topic in [&self.input, &self.output] {
             if let Some(depth) = self.bus.depth(topic) {
                 self.metrics.set_queue_depth(topic.as_str(), depth);

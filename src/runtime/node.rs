@@ -9,6 +9,7 @@ use std::sync::Arc;
 use serde_json::Value;
 
 use super::NodeRuntime;
+use crate::budget::Charge;
 use crate::contract::{HttpTarget, NodeContract, NodeType};
 use crate::envelope::{EnvelopeError, Payload, RequestContext};
 use crate::error::{ErrorKind, RuntimeHostError};
@@ -41,12 +42,14 @@ impl NodeInstance {
         &self.contract
     }
 
-    /// Checks the request against the contract, then has `runtime` run it.
+    /// Checks the request against the contract, then has `runtime` run it, charging what
+    /// it holds to `charge`.
     pub async fn handle(
         &self,
         runtime: &NodeRuntime,
         context: &RequestContext,
         payload: Payload,
+        charge: Charge,
     ) -> Result<Option<Payload>, RuntimeHostError> {
         let fail = |kind| RuntimeHostError::new(kind, context.error_context());
         let operation = context.operation.clone().unwrap_or_default();
@@ -56,6 +59,7 @@ impl NodeInstance {
             payload,
             correlation_id: context.correlation_id,
             target,
+            charge,
         };
         runtime.execute_with_handler(context, request).await
     }

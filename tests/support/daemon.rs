@@ -84,6 +84,22 @@ impl Daemon {
         )
     }
 
+    /// The process's peak resident memory so far (VmHWM), in KiB.
+    pub fn peak_rss_kib(&self) -> u64 {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id()))
+            .expect("the process's status");
+        status
+            .lines()
+            .find_map(|line| line.strip_prefix("VmHWM:"))
+            .and_then(|value| value.trim().trim_end_matches("kB").trim().parse().ok())
+            .expect("VmHWM in /proc/PID/status")
+    }
+
+    /// The `host:port` the API listens on.
+    pub fn addr(&self) -> &str {
+        self.addr.as_deref().expect("the daemon listens")
+    }
+
     /// What the process wrote to standard error so far.
     pub fn stderr(&self) -> String {
         self.stderr.lock().expect("stderr").clone()
