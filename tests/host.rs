@@ -81,6 +81,8 @@ fn messages_are_answered_in_the_order_they_arrive() {
 struct Counting {
     handler_type: HandlerType,
     fail_init: bool,
+    /// Its health check never answers (a dependency frozen).
+    health_hangs: bool,
     counts: Arc<Counts>,
 }
 
@@ -111,6 +113,9 @@ impl Handler for Counting {
         Box::pin(future::ready(Ok(Some(request.payload))))
     }
     fn health_check(&self) -> Boxed<HealthReport> {
+        if self.health_hangs {
+            return Box::pin(future::pending());
+        }
         Box::pin(future::ready(HealthReport::new(true)))
     }
     fn describe(&self) -> Description {
@@ -126,6 +131,11 @@ impl Handler for Counting {
 }
 
 fn counting_host(fail_second: bool) -> (RuntimeHost, Arc<Counts>, Arc<Counts>) {
+    hanging_host(fail_second, false)
+}
+
+/// [`counting_host`], whose second handler's health check never answers if `hangs`.
+fn hanging_host(fail_second: bool, hangs: bool) -> (RuntimeHost, Arc<Counts>, Arc<Counts>) {
     let (first, second) = (Arc::new(Counts::default()), Arc::new(Counts::default()));
     let mut runtime = NodeRuntime::new(Stamp::deterministic(0));
     for (handler_type, fail_init, counts) in [
@@ -135,6 +145,7 @@ fn counting_host(fail_second: bool) -> (RuntimeHost, Arc<Counts>, Arc<Counts>) {
         let handler = Counting {
             handler_type,
             fail_init,
+            health_hangs: hangs && handler_type == HandlerType::Db,
             counts: Arc::clone(counts),
         };
         runtime
@@ -151,6 +162,23 @@ fn counting_host(fail_second: bool) -> (RuntimeHost, Arc<Counts>, Arc<Counts>) {
         1,
     );
     (host, first, second)
+}
+
+#[test]
+fn a_health_check_that_never_answers_makes_readiness_say_so_in_time() {
+    let (host, _, _) = hanging_host(false, true);
+    within(10, async {
+        let _inputs = host.start().await.expect("starts");
+        let readiness = host.readiness().await;
+        assert!(!readiness.ready);
+        assert_eq!(readiness.components["db"], false);
+        assert_eq!(readiness.components["http"], true);
+        let report = host.handlers_report().await;
+        assert_eq!(
+            report["handlers"][1]["health"]["error"],
+            "the health check did not answer within 2 s"
+        );
+    });
 }
 
 #[test]

@@ -491,3 +491,66 @@ fn health_and_shutdown() {
     within(5, handler.shutdown());
     assert!(!within(5, handler.health_check()).healthy);
 }
+
+#[test]
+fn an_upstream_with_oversized_headers_is_named() {
+    let server = TestServer::start(|_| {
+        let mut reply = b"HTTP/1.1 200 OK\r\n".to_vec();
+        for n in 0..400 {
+            reply.extend_from_slice(format!("X-H{n}: {}\r\n", "v".repeat(1000)).as_bytes());
+        }
+        reply.extend_from_slice(b"Content-Length: 2\r\n\r\nok");
+        Reply::SendAndClose(reply)
+    });
+    let runtime = runtime(HttpHandler::new(), None);
+    let error = failed(call(&runtime, "http.get", json!({"url": server.url("/")})));
+    assert_eq!(
+        error.message,
+        format!(
+            "handler 'http': http://127.0.0.1:{} broke off its response: the connection was reset, or the response headers were over 300 KiB in all (too many or too large)",
+            server.port()
+        )
+    );
+    let silent = TestServer::start(|_| Reply::SendAndClose(Vec::new()));
+    let error = failed(call(&runtime, "http.get", json!({"url": silent.url("/")})));
+    assert_eq!(
+        error.message,
+        format!(
+            "handler 'http': http://127.0.0.1:{} closed the connection without answering",
+            silent.port()
+        )
+    );
+}
+
+#[test]
+fn a_response_the_memory_budget_cannot_hold_is_refused_and_its_charge_given_back() {
+    use onex_host::budget::Budget;
+    use onex_host::envelope::{Request, Stamp};
+    let body = vec![b'x'; 900 * 1024];
+    let server = TestServer::start(move |_| Reply::Send(response("200 OK", &[], &body)));
+    let runtime = runtime(HttpHandler::new(), None);
+    let route = |budget: &std::sync::Arc<Budget>| {
+        let payload = json!({"url": server.url("/big")}).as_object().cloned();
+        let envelope = Envelope::request(&Stamp::deterministic(1), "web", "http.get", payload);
+        let request = Request::check(Box::new(envelope)).expect("a request");
+        let charge = budget.try_take(0).expect("room");
+        *within(10, runtime.route(request, charge))
+    };
+    // Three times 900 KiB (as read, as parsed, as answered) is more than 2 MiB.
+    let small = Budget::new(2 * 1024 * 1024);
+    let error = failed(route(&small));
+    assert_eq!(
+        error.message,
+        format!(
+            "handler 'http': the response from http://127.0.0.1:{} was not read: the host holds as much as its memory budget allows; retry",
+            server.port()
+        )
+    );
+    assert_eq!(small.held(), 0, "the charge is given back");
+    let large = Budget::new(4 * 1024 * 1024);
+    assert_eq!(
+        ok(route(&large))["body"].as_str().map(str::len),
+        Some(900 * 1024)
+    );
+    assert_eq!(large.held(), 0);
+}

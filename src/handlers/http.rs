@@ -10,7 +10,8 @@
 //! (repeated headers joined by `", "`), the body parsed as JSON when the response says it
 //! is JSON, else text. Any status is a success: the call was made. A fixed 30 s deadline
 //! covers the whole call, redirects included; a body over [`MAX_RESPONSE_BYTES`] is an
-//! error, never buffered whole. Redirects are followed up to [`MAX_REDIRECTS`] hops, only
+//! error, never buffered whole, and every body is charged to the request's share of the
+//! host's memory budget as it arrives (an error if the budget is spent). Redirects are followed up to [`MAX_REDIRECTS`] hops, only
 //! within the node's `target` when it declares one ([`transfer`]).
 
 mod transfer;
@@ -115,7 +116,8 @@ impl Handler for HttpHandler {
             let client =
                 client.ok_or_else(|| HandlerError::execution("the http handler is not running"))?;
             let call = call_of(&request)?;
-            let fetched = transfer::send(&client, call, request.target.as_deref(), timeout).await?;
+            let target = request.target.as_deref();
+            let fetched = transfer::send(&client, call, target, &request.charge, timeout).await?;
             Ok(Some(response_payload(fetched)))
         })
     }

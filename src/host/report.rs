@@ -1,12 +1,30 @@
 //! What the host says about itself: readiness, per-handler health, and the wiring.
 
 use std::fmt::Write as _;
+use std::time::Duration;
 
+use futures_lite::future;
 use serde::Serialize;
 use serde_json::{Value, json};
+use smol::Timer;
 
 use super::{HostState, RuntimeHost};
+use crate::handler::Handler;
+use crate::health::HealthReport;
 use crate::wiring::handler_name;
+
+/// How long a handler's health check may take: a probe must be answered even when a
+/// dependency does not answer, and a handler that does not answer is not healthy.
+const HEALTH_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// `handler`'s health, or unhealthy if it does not tell within [`HEALTH_TIMEOUT`].
+async fn health_of(handler: &dyn Handler) -> HealthReport {
+    future::or(handler.health_check(), async {
+        Timer::after(HEALTH_TIMEOUT).await;
+        HealthReport::new(false).with("error", "the health check did not answer within 2 s")
+    })
+    .await
+}
 
 /// Whether the host can take requests, and why not.
 #[derive(Clone, Debug, PartialEq, Serialize)]
@@ -28,7 +46,7 @@ impl RuntimeHost {
         let mut healthy = bus.healthy;
         components.insert("bus".into(), Value::Bool(bus.healthy));
         for handler in self.runtime.handlers() {
-            let report = handler.health_check().await;
+            let report = health_of(handler).await;
             healthy &= report.healthy;
             components.insert(
                 handler.handler_type().to_string(),
@@ -46,7 +64,7 @@ impl RuntimeHost {
     pub async fn handlers_report(&self) -> Value {
         let mut handlers = Vec::new();
         for handler in self.runtime.handlers() {
-            let health = handler.health_check().await;
+            let health = health_of(handler).await;
             handlers.push(json!({
                 "handler_type": handler.handler_type(),
                 "state": if health.healthy { "healthy" } else { "unhealthy" },

@@ -18,7 +18,9 @@ use isahc::{AsyncBody, HttpClient, Request, Response};
 use url::Url;
 
 use super::{MAX_REDIRECTS, MAX_RESPONSE_BYTES};
+use crate::budget::Charge;
 use crate::contract::HttpTarget;
+use crate::envelope::weight::Weigher;
 use crate::handler::HandlerError;
 
 /// A request to send.
@@ -41,11 +43,13 @@ pub(super) struct Fetched {
 /// The caller's headers a redirect to another origin keeps; every other is dropped.
 const SAFE_ACROSS_ORIGINS: [&str; 4] = ["accept", "accept-language", "content-type", "user-agent"];
 
-/// Sends `call`, following redirects within `target`, all within `timeout`.
+/// Sends `call`, following redirects within `target`, all within `timeout`; the final
+/// response's body is charged to `charge` as it arrives.
 pub(super) async fn send(
     client: &HttpClient,
     mut call: Call,
     target: Option<&HttpTarget>,
+    charge: &Charge,
     timeout: Duration,
 ) -> Result<Fetched, HandlerError> {
     let deadline = Instant::now() + timeout;
@@ -63,7 +67,7 @@ pub(super) async fn send(
                 _ => failed(&call.url, error),
             })?;
         let Some(location) = redirect_location(&response) else {
-            let body = read_body(&mut response, &call.url, timeout).await?;
+            let body = read_body(&mut response, &call.url, charge, timeout).await?;
             let (parts, _) = response.into_parts();
             return Ok(Fetched {
                 status: parts.status.as_u16(),
@@ -139,10 +143,12 @@ fn redirect_location(response: &Response<AsyncBody>) -> Option<String> {
     Some(String::from_utf8_lossy(location.as_bytes()).into_owned())
 }
 
-/// Reads the body, refusing one over the limit without buffering it.
+/// Reads the body, refusing one over the limit without buffering it, and charging it
+/// (with what it takes once parsed) to `charge` as it arrives.
 async fn read_body(
     response: &mut Response<AsyncBody>,
     url: &Url,
+    charge: &Charge,
     timeout: Duration,
 ) -> Result<Vec<u8>, HandlerError> {
     let too_large = || {
@@ -162,19 +168,33 @@ async fn read_body(
     // 64 KiB up front, so a length the server never sends reserves nothing much.
     let expected = declared.map_or(0, |length| length.min(64 * 1024));
     let mut body = Vec::with_capacity(usize::try_from(expected).unwrap_or(0));
-    let read = response
-        .body_mut()
-        .take(MAX_RESPONSE_BYTES + 1)
-        .read_to_end(&mut body)
-        .await;
-    match read {
-        Ok(_) if body.len() as u64 > MAX_RESPONSE_BYTES => Err(too_large()),
-        Ok(_) => Ok(body),
-        Err(error) if error.kind() == std::io::ErrorKind::TimedOut => Err(timed_out(url, timeout)),
-        Err(error) => Err(HandlerError::Execution {
-            message: format!("reading the response from {} failed", origin(url)),
-            source: Some(Box::new(error)),
-        }),
+    let (mut weigher, mut charged, mut piece) = (Weigher::default(), 0, [0u8; 16 * 1024]);
+    loop {
+        let read = match response.body_mut().read(&mut piece).await {
+            Ok(0) => return Ok(body),
+            Ok(read) => read,
+            Err(error) if error.kind() == std::io::ErrorKind::TimedOut => {
+                return Err(timed_out(url, timeout));
+            }
+            Err(error) => {
+                return Err(HandlerError::Execution {
+                    message: format!("reading the response from {} failed", origin(url)),
+                    source: Some(Box::new(error)),
+                });
+            }
+        };
+        if (body.len() + read) as u64 > MAX_RESPONSE_BYTES {
+            return Err(too_large());
+        }
+        weigher.feed(&piece[..read]);
+        if !charge.try_grow(weigher.weight() - charged) {
+            return Err(HandlerError::execution(format!(
+                "the response from {} was not read: the host holds as much as its memory budget allows; retry",
+                origin(url)
+            )));
+        }
+        charged = weigher.weight();
+        body.extend_from_slice(&piece[..read]);
     }
 }
 
@@ -193,28 +213,46 @@ fn timed_out(url: &Url, timeout: Duration) -> HandlerError {
 
 fn failed(url: &Url, error: isahc::Error) -> HandlerError {
     let origin = origin(url);
-    let message = match error.kind() {
-        ErrorKind::ConnectionFailed => {
+    let message = match (transfer_failure(&error), error.kind()) {
+        (Some(what), _) => format!("{origin} {what}"),
+        (None, ErrorKind::ConnectionFailed) => {
             format!(
                 "could not connect to {origin}: nothing is listening, or the TLS handshake failed"
             )
         }
-        ErrorKind::NameResolution => format!("could not resolve the host of {origin}"),
-        ErrorKind::BadServerCertificate => {
+        (None, ErrorKind::NameResolution) => format!("could not resolve the host of {origin}"),
+        (None, ErrorKind::BadServerCertificate) => {
             format!("the TLS certificate of {origin} could not be validated")
         }
-        ErrorKind::TlsEngine | ErrorKind::BadClientCertificate => {
+        (None, ErrorKind::TlsEngine | ErrorKind::BadClientCertificate) => {
             format!("TLS with {origin} failed")
         }
-        ErrorKind::ProtocolViolation => {
+        (None, ErrorKind::ProtocolViolation) => {
             format!("{origin} answered with something that is not HTTP")
         }
-        _ => format!("the request to {origin} failed: {error}"),
+        (None, _) => format!("the request to {origin} failed: {error}"),
     };
     HandlerError::Execution {
         message,
         source: Some(Box::new(error)),
     }
+}
+
+/// What went wrong in the middle of a transfer, by libcurl's code: isahc reports these
+/// as an unknown error.
+fn transfer_failure(error: &isahc::Error) -> Option<&'static str> {
+    let curl = std::error::Error::source(error)?.downcast_ref::<curl::Error>()?;
+    Some(if curl.is_recv_error() {
+        "broke off its response: the connection was reset, or the response headers were over 300 KiB in all (too many or too large)"
+    } else if curl.is_got_nothing() {
+        "closed the connection without answering"
+    } else if curl.is_send_error() {
+        "stopped taking the request before it was sent"
+    } else if curl.is_partial_file() {
+        "sent a response shorter than its declared length"
+    } else {
+        return None;
+    })
 }
 
 #[cfg(test)]
