@@ -313,6 +313,49 @@ fn large_lines_behind_a_slow_reader_hold_bounded_memory_and_are_all_answered() {
 }
 
 #[test]
+fn numbers_in_a_payload_pass_through_as_they_were_written() {
+    let fixture = dev_host();
+    // Keys in order: a payload's keys come back sorted.
+    let numbers = r#"{"big":18446744073709551616,"exact":0.30000000000000004,"float":2.50,"huge":1e+400,"int":7,"negative":-9223372036854775809}"#;
+    let mut input = request_line(1, "echo_node", "local.echo", numbers).into_bytes();
+    input.push(b'\n');
+    let run = serve_stdin(DEVELOPMENT, fixture.root(), "runtime/dev.yaml", &input);
+    assert_eq!(run.status, Some(0), "{}", run.stderr);
+    assert!(
+        run.stdout.contains(&format!(r#""payload":{numbers}"#)),
+        "{}",
+        run.stdout
+    );
+}
+
+#[test]
+fn lines_that_fit_the_memory_budget_only_one_at_a_time_are_all_answered() {
+    let fixture = dev_host();
+    // Each line is charged about 6 MiB of the 8: the next waits for the last response
+    // to leave, which must not wait for the next.
+    let payload = format!(r#"{{"s":"{}"}}"#, "x".repeat(2 * 1024 * 1024));
+    let mut input = Vec::new();
+    for n in 0..3 {
+        input.extend_from_slice(request_line(n, "echo_node", "local.echo", &payload).as_bytes());
+        input.push(b'\n');
+    }
+    let run = run(
+        DEVELOPMENT,
+        &["--stdin", "--memory-budget", "8", "runtime/dev.yaml"],
+        fixture.root(),
+        &input,
+        &[],
+    );
+    assert_eq!(run.status, Some(0), "{}", run.stderr);
+    assert_eq!(run.lines().len(), 3);
+    assert!(
+        run.lines()
+            .iter()
+            .all(|line| line.contains(r#""success":true"#))
+    );
+}
+
+#[test]
 fn a_line_heavier_than_the_whole_memory_budget_is_answered_unread() {
     let fixture = dev_host();
     // Half a million numbers: some 32 MiB once parsed, from 1 MiB of text.

@@ -90,8 +90,20 @@ impl RuntimeHost {
                 let Some(message) = next else { break };
                 let weight = weight(&message);
                 held.set(Some(message));
+                // Room in the budget before a slot: whoever holds a slot never waits for
+                // the budget, so no request waits on one that waits for it (API requests
+                // take their charge first too).
+                let charge = match self.budget.try_take(weight) {
+                    Some(charge) => Some(charge),
+                    None => {
+                        // The last response's charge may be what is missing.
+                        if let Some(last) = unpublished.take() {
+                            self.publish_answer(last, &pending, &lost, &answered).await;
+                        }
+                        self.budget.take(weight).await
+                    }
+                };
                 let ticket = self.admit().await;
-                let charge = self.budget.take(weight).await;
                 // Only the deadline takes a held message, and it ends this loop first.
                 let Some(message) = held.take() else {
                     break;
