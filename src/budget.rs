@@ -105,8 +105,15 @@ impl Budget {
         if bytes == 0 {
             return;
         }
-        self.state().available += bytes;
-        self.freed.notify(usize::MAX);
+        let someone_waits = {
+            let mut state = self.state();
+            state.available += bytes;
+            state.waiting > 0
+        };
+        // Only a waiting `take` listens; notifying takes the event's lock, so only then.
+        if someone_waits {
+            self.freed.notify(usize::MAX);
+        }
     }
 
     fn state(&self) -> MutexGuard<'_, State> {

@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use log::LevelFilter;
 
+use crate::api::DEFAULT_REQUEST_TIMEOUT;
 use crate::busy_poll::MAX_WINDOW_MICROS;
 use crate::logging::LogFormat;
 
@@ -215,7 +216,11 @@ pub fn parse(mut args: Vec<OsString>) -> Result<Command, UsageError> {
         });
     }
     let shutdown_grace = Duration::from_secs(number(&mut args, "--shutdown-grace", 30)?);
-    let request_timeout = number(&mut args, "--request-timeout", 30)?;
+    let request_timeout = number(
+        &mut args,
+        "--request-timeout",
+        DEFAULT_REQUEST_TIMEOUT.as_secs(),
+    )?;
     if request_timeout == 0 {
         return Err(UsageError::InvalidValue {
             option: "--request-timeout",

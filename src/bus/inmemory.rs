@@ -7,7 +7,7 @@
 //! compete for its messages (each message goes to one of them).
 
 use std::collections::BTreeMap;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 use async_channel::{Receiver, Sender, TrySendError};
@@ -45,8 +45,19 @@ struct Queue {
 struct Room {
     queued: AtomicU64,
     limit: u64,
-    /// Notified whenever a message leaves the topic.
+    /// Publishers waiting for room.
+    waiting: AtomicUsize,
+    /// Notified when a message leaves the topic while a publisher waits.
     freed: Event,
+}
+
+/// Counts a publisher waiting for room until it stops (served or cancelled).
+struct Waiting<'a>(&'a AtomicUsize);
+
+impl Drop for Waiting<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::SeqCst);
+    }
 }
 
 impl Room {
@@ -54,25 +65,32 @@ impl Room {
     /// can pass).
     fn try_enter(&self, bytes: u64) -> bool {
         self.queued
-            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |queued| {
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |queued| {
                 (queued == 0 || queued + bytes <= self.limit).then_some(queued + bytes)
             })
             .is_ok()
     }
 
     async fn enter(&self, bytes: u64) {
+        // Counted as waiting before looking again, so that a message leaving after the
+        // look is sure to notify (both sides are sequentially consistent).
+        self.waiting.fetch_add(1, Ordering::SeqCst);
+        let _counted = Waiting(&self.waiting);
         while !self.try_enter(bytes) {
             let freed = self.freed.listen();
             if self.try_enter(bytes) {
-                return;
+                break;
             }
             freed.await;
         }
     }
 
     fn leave(&self, bytes: u64) {
-        self.queued.fetch_sub(bytes, Ordering::AcqRel);
-        self.freed.notify(usize::MAX);
+        self.queued.fetch_sub(bytes, Ordering::SeqCst);
+        // Notifying takes the event's lock: only when a publisher waits.
+        if self.waiting.load(Ordering::SeqCst) > 0 {
+            self.freed.notify(usize::MAX);
+        }
     }
 }
 
@@ -122,6 +140,7 @@ impl InMemoryEventBus {
             let room = Arc::new(Room {
                 queued: AtomicU64::new(0),
                 limit: self.capacity_bytes,
+                waiting: AtomicUsize::new(0),
                 freed: Event::new(),
             });
             Queue { tx, rx, room }
