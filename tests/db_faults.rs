@@ -484,3 +484,68 @@ fn a_connect_to_a_server_that_never_answers_times_out() {
         "{took:?}"
     );
 }
+
+#[test]
+fn busy_connections_are_not_checked_behind_their_own_statements() {
+    let cluster = PgCluster::start();
+    let runtime = Arc::new(runtime(&cluster.url()));
+    let mut admin = cluster.admin();
+    let slow = "SELECT pg_backend_pid() AS pid FROM pg_sleep(4)";
+    let busy = |admin: &mut postgres::Client, n: i64| {
+        wait_until("the slow statements run", 10, || {
+            running(admin, "pg_sleep(4)") == n
+        });
+        // Past PROMPT: a connection busy this long takes no more while the pool has room.
+        std::thread::sleep(Duration::from_millis(5));
+    };
+    let mut statements = Vec::new();
+    for n in 1..=4 {
+        statements.push(route(&runtime, slow, json!([])));
+        busy(&mut admin, n);
+    }
+    // A connect fails: that says nothing about the connections open. (A database cannot
+    // refuse connections from a session of its own.)
+    let template = cluster.url().replace("/postgres", "/template1");
+    let mut other = postgres::Client::connect(&template, postgres::NoTls).expect("connects");
+    other
+        .simple_query("ALTER DATABASE postgres ALLOW_CONNECTIONS false")
+        .expect("configures");
+    let error = failed(within(10, route(&runtime, "SELECT 1", json!([]))));
+    assert!(
+        error.message.contains("could not connect"),
+        "{}",
+        error.message
+    );
+    other
+        .simple_query("ALTER DATABASE postgres ALLOW_CONNECTIONS true")
+        .expect("configures");
+    // A connection is lost under its statement: the others are checked before their next
+    // statement, but only once idle.
+    statements.push(route(&runtime, slow, json!([])));
+    busy(&mut admin, 5);
+    admin
+        .simple_query("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE state = 'active' AND strpos(query, 'pg_sleep(4)') > 0 AND pid <> pg_backend_pid() ORDER BY backend_start DESC LIMIT 1")
+        .expect("terminates");
+    let error = failed(within(10, statements.pop().expect("a statement")));
+    assert!(
+        error.message.contains("SQLSTATE 57P01"),
+        "{}",
+        error.message
+    );
+    statements.push(route(&runtime, slow, json!([])));
+    busy(&mut admin, 5);
+    // The pool is full and busy: this one queues on the oldest connection, which stays.
+    let queued = within(
+        20,
+        route(&runtime, "SELECT pg_backend_pid() AS pid", json!([])),
+    );
+    let first = within(20, statements.remove(0));
+    assert_eq!(
+        ok(queued)["rows"][0]["pid"],
+        ok(first)["rows"][0]["pid"],
+        "a busy connection was checked, timed out behind its statement and dropped"
+    );
+    for statement in statements {
+        ok(within(20, statement));
+    }
+}

@@ -49,6 +49,7 @@ use futures_lite::future;
 use serde_json::Value;
 use smol::{Executor, Task, Timer};
 use tokio_postgres::Config;
+use tokio_postgres::error::Severity;
 
 use crate::envelope::Payload;
 use crate::handler::HandlerError;
@@ -165,8 +166,12 @@ impl Pool {
         let result = self
             .on(&link, self.deadline, link.run(op, sql, parameters))
             .await;
-        // The client learns a connection ended when it next uses it.
-        if result.is_err() && link.is_closed() {
+        // The client learns a connection ended when it next uses it, or from the server's
+        // last word before it closes (its socket may not have been read to the end yet).
+        if result
+            .as_ref()
+            .is_err_and(|error| link.is_closed() || ends_session(error))
+        {
             self.forget(&link);
         }
         result
@@ -226,6 +231,23 @@ impl Pool {
             .lock()
             .unwrap_or_else(|poison| poison.into_inner())
     }
+}
+
+/// Whether the server answered `error` with a FATAL or PANIC error, after which it closes
+/// the connection (`pg_terminate_backend`, a shutdown, a crash).
+fn ends_session(error: &HandlerError) -> bool {
+    let HandlerError::Execution {
+        source: Some(source),
+        ..
+    } = error
+    else {
+        return false;
+    };
+    source
+        .downcast_ref::<tokio_postgres::Error>()
+        .and_then(tokio_postgres::Error::as_db_error)
+        .and_then(|db| db.parsed_severity())
+        .is_some_and(|severity| matches!(severity, Severity::Fatal | Severity::Panic))
 }
 
 fn stopped() -> HandlerError {
