@@ -11,8 +11,8 @@
 //! Statements share a pool of at most [`pool::POOL_SIZE`] connections, pipelined (see
 //! [`pool`]), driven on the host's own thread, with the connection string's
 //! `statement_timeout` (`options=-c statement_timeout=…`), else [`STATEMENT_TIMEOUT`]; the
-//! host gives up on a statement that timeout plus [`pool::DEADLINE_MARGIN`] after sending
-//! it, and cancels it. A health check gets its own 2 s.
+//! host gives up on a connection that leaves its statements unanswered for that timeout
+//! plus [`pool::DEADLINE_MARGIN`], and cancels them. A health check gets its own 2 s.
 //!
 //! The connection string comes from the environment, never from a contract:
 //! `OMNIBASE_INFRA_DB_URL`, else `DATABASE_URL`; both the `postgresql://…` URL form and

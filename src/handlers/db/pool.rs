@@ -25,13 +25,15 @@
 //! the other idle ones are checked before their next statement, so a database restart
 //! costs at most the statements in flight on it, never a host restart.
 //!
-//! The server enforces `statement_timeout`; the host gives every statement a deadline of
-//! its own, that timeout plus [`DEADLINE_MARGIN`], so that a server that stopped answering
-//! (frozen, or cut off) cannot hold a request. A statement that passes its deadline, or
-//! whose request is dropped before its answer (the shutdown deadline), is abandoned: its
-//! connection is retired (never chosen again), and once no live statement is left on it
-//! the server is asked to cancel what it still runs ([`cancel`]) and the connection is
-//! closed ([`statement`]). Health checks never queue behind statements ([`health`]).
+//! The server enforces `statement_timeout`; so that a server that stopped answering
+//! (frozen, or cut off) cannot hold a request, a connection with statements waiting that
+//! answers none of them for that timeout plus [`DEADLINE_MARGIN`] is ended by the host
+//! ([`watch`]): each statement on it fails within its own deadline. A statement left
+//! unanswered that way, or whose request is dropped before its answer (the shutdown
+//! deadline), is abandoned: its connection is retired (never chosen again), and once no
+//! live statement is left on it the server is asked to cancel what it still runs
+//! ([`cancel`]) and the connection is closed ([`statement`]). Health checks never queue
+//! behind statements ([`health`]).
 
 mod cancel;
 mod connect;
@@ -40,6 +42,7 @@ mod link;
 mod opening;
 mod socket;
 mod statement;
+mod watch;
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -62,8 +65,8 @@ pub(super) const POOL_SIZE: usize = 5;
 pub(super) const PIPELINE_DEPTH: usize = 8;
 /// A busy connection takes another statement only while it answers within this.
 pub(super) const PROMPT: Duration = Duration::from_millis(2);
-/// How long the host waits for a statement beyond the server's `statement_timeout`:
-/// room for the server's own cancellation to arrive.
+/// How long a connection may leave its statements unanswered beyond the server's
+/// `statement_timeout`: room for the server's own cancellation to arrive.
 pub(super) const DEADLINE_MARGIN: Duration = Duration::from_secs(1);
 /// How long checking an idle connection may take.
 const VALIDATION_TIMEOUT: Duration = Duration::from_secs(2);
@@ -84,7 +87,8 @@ pub(super) enum Op {
 /// The pool: the open connections and the executor their sockets run on.
 pub(super) struct Pool {
     config: Config,
-    /// How long a statement may go unanswered; `None` when `statement_timeout` is off.
+    /// How long a connection may leave its statements unanswered; `None` when
+    /// `statement_timeout` is off.
     deadline: Option<Duration>,
     /// Runs each connection's socket while requests await statements.
     drivers: Executor<'static>,
@@ -152,10 +156,14 @@ impl Pool {
         // if idle. A busy one is proven alive or dead by the statements already on it, and
         // a check would only queue behind them.
         if link.checked() < lost && link.in_flight() == 0 {
-            match self
-                .on(&link, Some(VALIDATION_TIMEOUT), link.validate())
-                .await
-            {
+            let timed_out = async {
+                Timer::after(VALIDATION_TIMEOUT).await;
+                Err(HandlerError::execution(
+                    "the connection did not answer its check",
+                ))
+            };
+            // Past the limit the check is dropped: abandoned, its connection retired.
+            match future::or(self.on(&link, link.validate()), timed_out).await {
                 Ok(()) => link.mark_checked(lost),
                 Err(_) => {
                     self.forget(&link);
@@ -163,9 +171,7 @@ impl Pool {
                 }
             }
         }
-        let result = self
-            .on(&link, self.deadline, link.run(op, sql, parameters))
-            .await;
+        let result = self.on(&link, link.run(op, sql, parameters)).await;
         // The client learns a connection ended when it next uses it, or from the server's
         // last word before it closes (its socket may not have been read to the end yet).
         if result

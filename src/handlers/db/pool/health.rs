@@ -34,7 +34,7 @@ impl Pool {
 
     async fn ping(&self) -> Result<(), HandlerError> {
         if let Some(link) = self.idle() {
-            let pinged = self.on(&link, None, ping(&link)).await;
+            let pinged = self.on(&link, ping(&link)).await;
             if pinged.is_ok() || !link.is_closed() {
                 return pinged;
             }
@@ -43,7 +43,7 @@ impl Pool {
             self.forget(&link);
         }
         let link = self.health_link().await?;
-        self.on(&link, None, ping(&link)).await
+        self.on(&link, ping(&link)).await
     }
 
     /// An open pooled connection with nothing in flight.
@@ -66,7 +66,8 @@ impl Pool {
         }
         let (client, connection, peer) = connect::open(&self.config).await?;
         let link = Arc::new(Link::new(client, peer, 0));
-        let socket = self.drivers.spawn(link::drive_socket(connection));
+        // No watch: the check's own time limit bounds it.
+        let socket = self.drivers.spawn(link::drive_socket(connection, None));
         let mut open = self.state();
         if open.stopped {
             return Err(stopped());

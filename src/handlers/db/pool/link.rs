@@ -1,10 +1,11 @@
 //! One open connection as statements see it: the client half, its prepared-statement
-//! cache, how busy it is, and whether it is retired. The socket half runs as a task of
-//! the pool's ([`drive_socket`]).
+//! cache, how busy it is, and whether it is stalled or retired. The socket half runs as a
+//! task of the pool's ([`drive_socket`]), watched for a stall ([`Watch`]).
 
 use std::collections::HashMap;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::task::Poll;
 use std::time::Instant;
 
 use futures_lite::future;
@@ -14,6 +15,7 @@ use tokio_postgres::{CancelToken, Client, Statement};
 use super::super::{error, types};
 use super::Op;
 use super::connect::{Connection, Peer, poll_connection};
+use super::watch::Watch;
 use crate::envelope::Payload;
 use crate::handler::HandlerError;
 
@@ -33,6 +35,8 @@ pub(super) struct Link {
     last_took: AtomicU64,
     /// The pool's count of lost connections when this one was last known good.
     checked: AtomicU64,
+    /// Its statements went unanswered past the deadline: its socket task ended it.
+    stalled: AtomicBool,
     /// Never chosen again: a statement on it was abandoned.
     retired: AtomicBool,
     /// Closed (or closing) by the pool: its socket task is gone.
@@ -64,12 +68,28 @@ pub(super) fn micros_since(epoch: Instant) -> u64 {
     u64::try_from(epoch.elapsed().as_micros()).unwrap_or(u64::MAX)
 }
 
-/// Runs a connection's socket until the connection ends (see [`poll_connection`]).
-pub(super) async fn drive_socket(mut connection: Connection) {
-    let ended = future::poll_fn(|cx| poll_connection(&mut connection, cx)).await;
+/// Runs a connection's socket until the connection ends (see [`poll_connection`]), or
+/// until `watch` finds it stalled.
+pub(super) async fn drive_socket(mut connection: Connection, mut watch: Option<Watch>) {
+    let ended = future::poll_fn(|cx| {
+        if let Poll::Ready(ended) = poll_connection(&mut connection, cx) {
+            return Poll::Ready(Some(ended));
+        }
+        match &mut watch {
+            Some(watch) => watch.poll_stalled(cx).map(|()| None),
+            None => Poll::Pending,
+        }
+    })
+    .await;
     // The statements in flight learn it from the client half; this says why.
-    if let Err(ended) = ended {
-        log::warn!(handler_type = "db"; "a database connection ended: {}", error::failure_reason(&ended));
+    match ended {
+        Some(Ok(())) => {}
+        Some(Err(ended)) => {
+            log::warn!(handler_type = "db"; "a database connection ended: {}", error::failure_reason(&ended));
+        }
+        None => {
+            log::warn!(handler_type = "db"; "a database connection answered nothing past the statement deadline: closed");
+        }
     }
 }
 
@@ -79,6 +99,7 @@ impl Link {
         Link {
             client,
             peer,
+            stalled: AtomicBool::new(false),
             retired: AtomicBool::new(false),
             closed: AtomicBool::new(false),
             statements: Mutex::new(HashMap::new()),
@@ -122,6 +143,21 @@ impl Link {
     /// The connection ended: the link must not be chosen again.
     pub(super) fn is_closed(&self) -> bool {
         self.client.is_closed()
+    }
+
+    /// When (µs on the pool's clock) a statement last finished here, or the link last
+    /// went from idle to busy.
+    pub(super) fn progress(&self) -> u64 {
+        self.progress.load(Ordering::Relaxed)
+    }
+
+    /// Marks the link stalled (its socket task is ending it).
+    pub(super) fn stall(&self) {
+        self.stalled.store(true, Ordering::Release);
+    }
+
+    pub(super) fn is_stalled(&self) -> bool {
+        self.stalled.load(Ordering::Acquire)
     }
 
     /// Marks the link never to be chosen again; whether it was not already.

@@ -13,6 +13,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use async_lock::OnceCell;
 
 use super::link::{self, Link, micros_since};
+use super::watch::Watch;
 use super::{PIPELINE_DEPTH, POOL_SIZE, PROMPT, Pool, connect, stopped};
 use crate::handler::HandlerError;
 
@@ -78,7 +79,10 @@ impl Pool {
             return Err(stopped().to_string());
         }
         let link = Arc::new(Link::new(client, peer, lost));
-        let socket = self.drivers.spawn(link::drive_socket(connection));
+        let watch = self
+            .deadline
+            .map(|deadline| Watch::new(Arc::downgrade(&link), deadline, self.epoch));
+        let socket = self.drivers.spawn(link::drive_socket(connection, watch));
         open.sockets.retain(|(_, socket)| !socket.is_finished());
         open.sockets.push((Arc::clone(&link), socket));
         open.links.push(Arc::clone(&link));

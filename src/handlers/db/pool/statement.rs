@@ -1,17 +1,16 @@
 //! One statement on a connection: counted in flight there, awaited while the pool's
-//! sockets run, held to its deadline. A statement dropped unanswered (past its deadline,
-//! or its request cancelled) is abandoned: the server may still be running it and the
+//! sockets run. A statement left unanswered (its connection stalled past the deadline, or
+//! its request dropped, or a check's own time limit passed) is abandoned: the server may still be running it and the
 //! connection's next reply is its, so the connection is retired (never chosen again), and
 //! closed, with a cancel request for what the server still runs, once no live statement
 //! is left on it.
 
-use std::pin::{Pin, pin};
+use std::pin::pin;
 use std::sync::Arc;
 use std::task::Poll;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use futures_lite::future;
-use smol::Timer;
 
 use super::link::{Busy, Link};
 use super::{Pool, cancel};
@@ -19,23 +18,19 @@ use crate::handler::HandlerError;
 
 impl Pool {
     /// Awaits `work`, a statement on `link`, counted in flight there and running the
-    /// connections' sockets meanwhile; past `limit` it fails, abandoned (see [`Statement`]).
+    /// connections' sockets meanwhile. On a connection found stalled ([`super::watch`]) it
+    /// fails, abandoned (see [`Statement`]).
     pub(super) async fn on<T>(
         &self,
         link: &Arc<Link>,
-        limit: Option<Duration>,
         work: impl Future<Output = Result<T, HandlerError>>,
     ) -> Result<T, HandlerError> {
-        let started = Instant::now();
         let mut statement = Statement {
             pool: self,
             link,
-            busy: Some(link.enter(self.epoch, started)),
+            busy: Some(link.enter(self.epoch, Instant::now())),
             answered: false,
         };
-        let deadline = limit.and_then(|limit| started.checked_add(limit));
-        // Armed when the statement first waits: one reactor timer per statement.
-        let mut timer = None;
         // `tick`, not `Executor::run`: a runner sets up a task queue of its own, which
         // cost a statement more than its round trip's worth of instructions.
         let mut sockets = pin!(async {
@@ -53,34 +48,22 @@ impl Pool {
         let mut queued_only = link.in_flight() > 1;
         let done = future::poll_fn(|cx| {
             if let Poll::Ready(done) = work.as_mut().poll(cx) {
-                return Poll::Ready(Some(done));
+                return Poll::Ready(done);
             }
             if std::mem::take(&mut queued_only) {
                 cx.waker().wake_by_ref();
                 return Poll::Pending;
             }
             let _ = sockets.as_mut().poll(cx);
-            if let Poll::Ready(done) = work.as_mut().poll(cx) {
-                return Poll::Ready(Some(done));
-            }
-            match deadline {
-                Some(at)
-                    if Pin::new(timer.get_or_insert_with(|| Timer::at(at)))
-                        .poll(cx)
-                        .is_ready() =>
-                {
-                    Poll::Ready(None)
-                }
-                _ => Poll::Pending,
-            }
+            work.as_mut().poll(cx)
         })
         .await;
-        let Some(done) = done else {
+        if done.is_err() && link.is_stalled() {
             return Err(HandlerError::execution(format!(
                 "the database did not answer within {} ms; the statement was cancelled",
-                limit.unwrap_or_default().as_millis()
+                self.deadline.unwrap_or_default().as_millis()
             )));
-        };
+        }
         statement.answered = true;
         done
     }
