@@ -1,8 +1,9 @@
 //! The DB handler against a real throwaway PostgreSQL that fails: frozen (SIGSTOP), cut off
-//! or reset by a loopback proxy, its backends terminated, stopped and restarted, a server
-//! that never answers the handshake, a read-only server, a host that is down. During a
+//! or reset by a loopback proxy, its backends terminated, a server that never answers the
+//! handshake, a database refusing connections, a read-only server, a host that is down;
+//! and the production host's probes and requests while the server is frozen. During a
 //! fault every statement and health check gets an error within its deadline; after it,
-//! every statement succeeds.
+//! every statement succeeds. (Stopping and restarting the server is in `db`.)
 
 use std::net::{SocketAddr, TcpListener};
 use std::sync::Arc;
@@ -194,7 +195,19 @@ fn a_frozen_server_fails_statements_at_their_deadline_and_health_at_its_own() {
 #[test]
 fn a_cancelled_statement_is_cancelled_on_the_server_and_its_connection_retired() {
     let cluster = PgCluster::start();
-    let runtime = Arc::new(runtime(&cluster.url()));
+    cancelled_midway(&cluster, &cluster.url());
+}
+
+#[test]
+fn a_cancelled_statement_over_a_unix_socket_is_cancelled_on_the_server_too() {
+    let cluster = PgCluster::start();
+    cancelled_midway(&cluster, &cluster.socket_url());
+}
+
+/// Drops a request while the server runs its statement, then checks that the next
+/// statement is answered at once on another connection and the server stops the first.
+fn cancelled_midway(cluster: &PgCluster, url: &str) {
+    let runtime = Arc::new(runtime(url));
     let mut admin = cluster.admin();
     let pid = |runtime: &NodeRuntime| {
         ok(call(
@@ -548,4 +561,103 @@ fn busy_connections_are_not_checked_behind_their_own_statements() {
     for statement in statements {
         ok(within(20, statement));
     }
+}
+
+/// An HTTP call to the host that fails the test, instead of hanging it, after 10 s.
+fn http(method: &str, url: &str, body: Vec<u8>) -> (u16, isahc::http::HeaderMap, String) {
+    use isahc::RequestExt;
+    use isahc::config::Configurable;
+    use std::io::Read;
+    let mut response = isahc::Request::builder()
+        .method(method)
+        .uri(url)
+        .timeout(Duration::from_secs(10))
+        .body(body)
+        .expect("a request")
+        .send()
+        .unwrap_or_else(|error| panic!("{method} {url}: {error}"));
+    let mut text = String::new();
+    response
+        .body_mut()
+        .read_to_string(&mut text)
+        .expect("a text body");
+    (response.status().as_u16(), response.headers().clone(), text)
+}
+
+#[test]
+fn the_production_host_answers_probes_and_requests_while_the_server_is_frozen() {
+    use crate::api::json_of;
+    use crate::support::daemon::Daemon;
+    use crate::support::process::{PRODUCTION, repo};
+    use crate::support::request_line;
+
+    let cluster = PgCluster::start();
+    let url = cluster.url_via(cluster.port, SHORT);
+    let daemon = Daemon::start(
+        PRODUCTION,
+        &[
+            "--listen",
+            "127.0.0.1:0",
+            "--max-in-flight",
+            "8",
+            "contracts/runtime/minimum_runtime_host.yaml",
+        ],
+        repo(),
+        &[("DATABASE_URL", &url)],
+    );
+    let query = |n: u32| {
+        let request = request_line(
+            n,
+            "example_node",
+            "db.query",
+            r#"{"sql": "SELECT 1::int4 AS one"}"#,
+        );
+        let url = daemon.url("/v1/envelopes");
+        std::thread::spawn(move || {
+            let started = Instant::now();
+            let (_, _, body) = http("POST", &url, request.into_bytes());
+            (json_of(&body), started.elapsed())
+        })
+    };
+    let probe = |path: &str| {
+        let started = Instant::now();
+        let (status, _, _) = http("GET", &daemon.url(path), vec![]);
+        (status, started.elapsed())
+    };
+    assert_eq!(probe("/health/ready").0, 200);
+
+    let frozen = cluster.freeze();
+    // Every slot taken by a statement on the frozen server.
+    let statements: Vec<_> = (1..=8).map(query).collect();
+    let (status, took) = probe("/health/ready");
+    assert_eq!(status, 503);
+    assert!(
+        took < Duration::from_millis(2500),
+        "readiness took {took:?}"
+    );
+    let (status, took) = probe("/health/handlers");
+    assert_eq!(status, 200);
+    assert!(
+        took < Duration::from_millis(2500),
+        "the report took {took:?}"
+    );
+    for statement in statements {
+        let (response, took) = statement.join().expect("a reply");
+        assert_eq!(response["success"], false, "{response}");
+        assert!(
+            took < Duration::from_millis(2500),
+            "a statement took {took:?}"
+        );
+    }
+
+    drop(frozen);
+    let (response, _) = query(9).join().expect("a reply");
+    assert_eq!(
+        response["payload"]["rows"],
+        json!([{"one": 1}]),
+        "{response}"
+    );
+    assert_eq!(probe("/health/ready").0, 200);
+    daemon.signal("TERM");
+    assert_eq!(daemon.exit().0, Some(0));
 }
