@@ -50,15 +50,19 @@ pub(super) struct Busy<'a> {
     link: &'a Link,
     epoch: Instant,
     started: u64,
+    /// The server answered it: that is progress. One left unanswered is not.
+    pub(super) answered: bool,
 }
 
 impl Drop for Busy<'_> {
     fn drop(&mut self) {
-        let now = micros_since(self.epoch);
-        self.link.progress.store(now, Ordering::Relaxed);
-        self.link
-            .last_took
-            .store(now.saturating_sub(self.started), Ordering::Relaxed);
+        if self.answered {
+            let now = micros_since(self.epoch);
+            self.link.progress.store(now, Ordering::Relaxed);
+            self.link
+                .last_took
+                .store(now.saturating_sub(self.started), Ordering::Relaxed);
+        }
         self.link.in_flight.fetch_sub(1, Ordering::Relaxed);
     }
 }
@@ -122,6 +126,7 @@ impl Link {
             link: self,
             epoch,
             started,
+            answered: false,
         }
     }
 

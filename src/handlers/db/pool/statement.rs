@@ -126,7 +126,12 @@ impl Drop for Statement<'_> {
         if !self.answered {
             self.pool.retire(self.link);
         }
-        drop(self.busy.take());
+        // Counted out before the check below; a statement left unanswered is no sign of
+        // life for the connection's watch.
+        if let Some(mut busy) = self.busy.take() {
+            busy.answered = self.answered;
+            drop(busy);
+        }
         if self.link.is_retired() && self.link.in_flight() == 0 {
             self.pool.close(self.link);
         }
