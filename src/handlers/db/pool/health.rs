@@ -10,7 +10,8 @@ use std::time::Duration;
 use futures_lite::future;
 use smol::Timer;
 
-use super::link::{self, Link};
+use super::link::Link;
+use super::watch;
 use super::{Op, Pool, connect, stopped};
 use crate::handler::HandlerError;
 
@@ -67,7 +68,7 @@ impl Pool {
         let (client, connection, peer) = connect::open(&self.config).await?;
         let link = Arc::new(Link::new(client, peer, 0));
         // No watch: the check's own time limit bounds it.
-        let socket = self.drivers.spawn(link::drive_socket(connection, None));
+        let socket = self.drivers.spawn(watch::drive_socket(connection, None));
         let mut open = self.state();
         if open.stopped {
             return Err(stopped());

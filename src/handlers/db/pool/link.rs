@@ -1,21 +1,18 @@
 //! One open connection as statements see it: the client half, its prepared-statement
 //! cache, how busy it is, and whether it is stalled or retired. The socket half runs as a
-//! task of the pool's ([`drive_socket`]), watched for a stall ([`Watch`]).
+//! task of the pool's ([`super::watch::drive_socket`]).
 
 use std::collections::HashMap;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
-use std::task::Poll;
 use std::time::Instant;
 
-use futures_lite::future;
 use serde_json::Value;
 use tokio_postgres::{CancelToken, Client, Statement};
 
 use super::super::{error, types};
 use super::Op;
-use super::connect::{Connection, Peer, poll_connection};
-use super::watch::Watch;
+use super::connect::Peer;
 use crate::envelope::Payload;
 use crate::handler::HandlerError;
 
@@ -70,31 +67,6 @@ impl Drop for Busy<'_> {
 /// Microseconds from `epoch` (the pool's start) to now.
 pub(super) fn micros_since(epoch: Instant) -> u64 {
     u64::try_from(epoch.elapsed().as_micros()).unwrap_or(u64::MAX)
-}
-
-/// Runs a connection's socket until the connection ends (see [`poll_connection`]), or
-/// until `watch` finds it stalled.
-pub(super) async fn drive_socket(mut connection: Connection, mut watch: Option<Watch>) {
-    let ended = future::poll_fn(|cx| {
-        if let Poll::Ready(ended) = poll_connection(&mut connection, cx) {
-            return Poll::Ready(Some(ended));
-        }
-        match &mut watch {
-            Some(watch) => watch.poll_stalled(cx).map(|()| None),
-            None => Poll::Pending,
-        }
-    })
-    .await;
-    // The statements in flight learn it from the client half; this says why.
-    match ended {
-        Some(Ok(())) => {}
-        Some(Err(ended)) => {
-            log::warn!(handler_type = "db"; "a database connection ended: {}", error::failure_reason(&ended));
-        }
-        None => {
-            log::warn!(handler_type = "db"; "a database connection answered nothing past the statement deadline: closed");
-        }
-    }
 }
 
 impl Link {

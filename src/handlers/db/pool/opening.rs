@@ -12,8 +12,8 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 use async_lock::OnceCell;
 
-use super::link::{self, Link, micros_since};
-use super::watch::Watch;
+use super::link::{Link, micros_since};
+use super::watch::{self, Watch};
 use super::{PIPELINE_DEPTH, POOL_SIZE, PROMPT, Pool, connect, stopped};
 use crate::handler::HandlerError;
 
@@ -82,7 +82,7 @@ impl Pool {
         let watch = self
             .deadline
             .map(|deadline| Watch::new(Arc::downgrade(&link), deadline, self.epoch));
-        let socket = self.drivers.spawn(link::drive_socket(connection, watch));
+        let socket = self.drivers.spawn(watch::drive_socket(connection, watch));
         open.sockets.retain(|(_, socket)| !socket.is_finished());
         open.sockets.push((Arc::clone(&link), socket));
         open.links.push(Arc::clone(&link));

@@ -1,6 +1,7 @@
-//! A connection's watchdog, run by its socket task: a connection that has statements
-//! waiting and has answered none of them for the pool's deadline (`statement_timeout` plus
-//! a margin) is stalled, and its socket task ends it, which fails every statement on it.
+//! A connection's socket task ([`drive_socket`]) and its watch: a connection that has
+//! statements waiting and has answered none of them for the pool's deadline
+//! (`statement_timeout` plus a margin) is stalled, and its socket task ends it, which fails
+//! every statement on it.
 //!
 //! The server stops a statement at `statement_timeout` itself, so a connection that stays
 //! silent past it is a server that stopped answering (frozen, cut off). Watching the
@@ -15,9 +16,37 @@ use std::sync::Weak;
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
+use futures_lite::future;
 use smol::Timer;
 
+use super::super::error;
+use super::connect::{Connection, poll_connection};
 use super::link::Link;
+
+/// Runs a connection's socket until the connection ends (see [`poll_connection`]), or
+/// until `watch` finds it stalled.
+pub(super) async fn drive_socket(mut connection: Connection, mut watch: Option<Watch>) {
+    let ended = future::poll_fn(|cx| {
+        if let Poll::Ready(ended) = poll_connection(&mut connection, cx) {
+            return Poll::Ready(Some(ended));
+        }
+        match &mut watch {
+            Some(watch) => watch.poll_stalled(cx).map(|()| None),
+            None => Poll::Pending,
+        }
+    })
+    .await;
+    // The statements in flight learn it from the client half; this says why.
+    match ended {
+        Some(Ok(())) => {}
+        Some(Err(ended)) => {
+            log::warn!(handler_type = "db"; "a database connection ended: {}", error::failure_reason(&ended));
+        }
+        None => {
+            log::warn!(handler_type = "db"; "a database connection answered nothing past the statement deadline: closed");
+        }
+    }
+}
 
 /// Watches one connection for a stall.
 pub(super) struct Watch {
