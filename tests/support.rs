@@ -9,6 +9,7 @@ pub mod host;
 pub mod http_server;
 pub mod postgres;
 pub mod process;
+pub mod proxy;
 
 use std::future::Future;
 use std::path::Path;

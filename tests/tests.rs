@@ -10,6 +10,7 @@ mod architecture;
 mod cli;
 mod contracts;
 mod db;
+mod db_faults;
 mod deploy;
 mod handler_contracts;
 mod host;

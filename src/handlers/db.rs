@@ -9,7 +9,10 @@
 //! `{row_count}` (rows affected). The placeholder count must equal the parameter count
 //! before anything is sent; `;--`, `DROP` and a top-level `UNION` log a warning.
 //! Statements share a pool of at most [`pool::POOL_SIZE`] connections, pipelined (see
-//! [`pool`]), driven on the host's own thread, with a 30 s `statement_timeout`.
+//! [`pool`]), driven on the host's own thread, with the connection string's
+//! `statement_timeout` (`options=-c statement_timeout=…`), else [`STATEMENT_TIMEOUT`]; the
+//! host gives up on a connection that leaves its statements unanswered for that timeout
+//! plus [`pool::DEADLINE_MARGIN`], and cancels them. A health check gets its own 2 s.
 //!
 //! The connection string comes from the environment, never from a contract:
 //! `OMNIBASE_INFRA_DB_URL`, else `DATABASE_URL`; both the `postgresql://…` URL form and
@@ -17,6 +20,7 @@
 //! `/etc/hosts`, which a static binary in an empty container does not have.
 
 mod error;
+mod options;
 mod pool;
 mod sql;
 mod types;
@@ -40,7 +44,7 @@ use pool::{Op, Pool};
 pub const OPERATIONS: &[&str] = &["db.query", "db.execute"];
 /// The environment variables holding the connection string, the first set one wins.
 pub const URL_VARIABLES: [&str; 2] = ["OMNIBASE_INFRA_DB_URL", "DATABASE_URL"];
-/// How long one statement may run.
+/// How long one statement may run, unless the connection string sets `statement_timeout`.
 pub const STATEMENT_TIMEOUT: Duration = Duration::from_secs(30);
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -48,6 +52,8 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 #[derive(Debug)]
 pub struct HandlerDb {
     config: Result<Config, String>,
+    /// The server's `statement_timeout`; zero when off.
+    statement_timeout: Duration,
     pool: Mutex<Option<Arc<Pool>>>,
 }
 
@@ -64,6 +70,7 @@ impl HandlerDb {
         }
         .unwrap_or_else(|reason| HandlerDb {
             config: Err(reason),
+            statement_timeout: STATEMENT_TIMEOUT,
             pool: Mutex::new(None),
         })
     }
@@ -76,14 +83,24 @@ impl HandlerDb {
         if config.get_connect_timeout().is_none() {
             config.connect_timeout(CONNECT_TIMEOUT);
         }
-        let options = config.get_options().unwrap_or_default();
-        let options = format!(
-            "{options} -c statement_timeout={}",
-            STATEMENT_TIMEOUT.as_millis()
-        );
-        config.options(options.trim_start());
+        let options = config.get_options().unwrap_or_default().to_owned();
+        // The user's own setting stands; else the handler's, sent the same way.
+        let statement_timeout = match options::statement_timeout(&options)? {
+            Some(timeout) => timeout,
+            None => {
+                config.options(
+                    format!(
+                        "{options} -c statement_timeout={}",
+                        STATEMENT_TIMEOUT.as_millis()
+                    )
+                    .trim_start(),
+                );
+                STATEMENT_TIMEOUT
+            }
+        };
         Ok(HandlerDb {
             config: Ok(config),
+            statement_timeout,
             pool: Mutex::new(None),
         })
     }
@@ -107,7 +124,8 @@ impl Handler for HandlerDb {
             .clone()
             .map_err(HandlerError::execution)
             .map(|config| {
-                let pool = Arc::new(Pool::new(config.clone()));
+                let timeout = Some(self.statement_timeout).filter(|timeout| !timeout.is_zero());
+                let pool = Arc::new(Pool::new(config.clone(), timeout));
                 *self
                     .pool
                     .lock()
@@ -198,7 +216,7 @@ impl Handler for HandlerDb {
                     .with("database", endpoint)
                     .with("pool", "stopped");
             };
-            let reachable = pool.run(Op::Ping, "", &[]).await;
+            let reachable = pool.health().await;
             let mut report = HealthReport::new(reachable.is_ok())
                 .with("database", endpoint)
                 .with("pool_size", pool::POOL_SIZE)
@@ -231,7 +249,7 @@ impl Handler for HandlerDb {
                 ("pool_size".to_owned(), pool::POOL_SIZE as u64),
                 (
                     "statement_timeout_ms".to_owned(),
-                    STATEMENT_TIMEOUT.as_millis() as u64,
+                    u64::try_from(self.statement_timeout.as_millis()).unwrap_or(u64::MAX),
                 ),
                 ("pipeline_depth".to_owned(), pool::PIPELINE_DEPTH as u64),
             ]),

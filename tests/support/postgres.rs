@@ -176,6 +176,29 @@ impl PgCluster {
         )
     }
 
+    /// A `key=value` connection string reaching this cluster through 127.0.0.1:`port` (its
+    /// own, or a proxy's), with `extra` settings appended.
+    pub fn url_via(&self, port: u16, extra: &str) -> String {
+        format!(
+            "host=127.0.0.1 port={port} user={} password={} dbname=postgres {extra}",
+            self.user, self.password
+        )
+    }
+
+    /// A client of this cluster's own, for setting up and watching.
+    pub fn admin(&self) -> postgres::Client {
+        postgres::Client::connect(&self.url(), postgres::NoTls).expect("the admin connects")
+    }
+
+    /// Stops every server process (SIGSTOP) until the guard drops (SIGCONT), even when
+    /// the test panics: connections stay open and nothing answers.
+    pub fn freeze(&self) -> Frozen {
+        let pids = self.pid().map(server_processes).unwrap_or_default();
+        assert!(!pids.is_empty(), "no server processes to freeze");
+        assert!(signal("-STOP", &pids), "kill -STOP failed");
+        Frozen { pids }
+    }
+
     /// A `key=value` connection string for this cluster's Unix socket.
     pub fn socket_url(&self) -> String {
         format!(
@@ -211,6 +234,51 @@ impl PgCluster {
         }
         command
     }
+}
+
+/// Server processes stopped by [`PgCluster::freeze`], continued when dropped.
+pub struct Frozen {
+    pids: Vec<u32>,
+}
+
+impl Drop for Frozen {
+    fn drop(&mut self) {
+        signal("-CONT", &self.pids);
+    }
+}
+
+/// The postmaster `pid` and its children, from /proc.
+fn server_processes(pid: u32) -> Vec<u32> {
+    let mut pids = vec![pid];
+    for entry in fs::read_dir("/proc").into_iter().flatten().flatten() {
+        let Some(child) = entry
+            .file_name()
+            .to_str()
+            .and_then(|n| n.parse::<u32>().ok())
+        else {
+            continue;
+        };
+        // "pid (comm) state ppid …": the command may hold spaces, so split after its ')'.
+        let parent = fs::read_to_string(entry.path().join("stat"))
+            .ok()
+            .and_then(|stat| {
+                let rest = stat.rsplit_once(')')?.1.to_owned();
+                rest.split_whitespace().nth(1)?.parse::<u32>().ok()
+            });
+        if parent == Some(pid) {
+            pids.push(child);
+        }
+    }
+    pids
+}
+
+/// Sends `which` (`-STOP`, `-CONT`) to `pids`; whether every one got it.
+fn signal(which: &str, pids: &[u32]) -> bool {
+    Command::new("kill")
+        .arg(which)
+        .args(pids.iter().map(u32::to_string))
+        .status()
+        .is_ok_and(|status| status.success())
 }
 
 impl Drop for PgCluster {

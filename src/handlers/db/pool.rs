@@ -10,48 +10,65 @@
 //! A statement takes the least busy open connection that answers promptly: one that is
 //! idle, or has fewer than [`PIPELINE_DEPTH`] in flight, answered its last statement
 //! within [`PROMPT`] and made progress within the last [`PROMPT`]. Only when none does
-//! is another opened (up to [`POOL_SIZE`]), so fast statements do not queue behind a slow
-//! one while a connection is free to take them; once the pool is full, the least busy
+//! does it wait for a connection being opened, or open another (up to [`POOL_SIZE`],
+//! concurrently; see [`opening`]), so fast statements do not queue behind a slow one
+//! while a connection is free to take them; once the pool is full, the least busy
 //! connection takes it. Light load keeps reusing one warm connection (and one warm
 //! server process).
 //!
 //! Each connection's socket is a task on the pool's own executor (`drivers`), which runs
 //! only while some request awaits a statement: every waiting request gives it turns
 //! (`Executor::tick`) on the host's thread, so a statement costs no thread and no
-//! hand-off. Connections open on first use. A connection that ended is dropped and a new
-//! one opened by the next statement (when no statement is waiting, the sockets get a turn
-//! before the choice, so one the server closed while idle is seen closed, not used);
-//! when one is found lost, the others are checked before their next statement, so a
-//! database restart costs at most the statements in flight on it, never a host restart.
-//! A request cancelled mid-statement (the shutdown deadline) leaves its connection
-//! usable: the client discards the unread reply.
+//! hand-off. A connection that ended is dropped and a new one opened by the next
+//! statement (when no statement is waiting, the sockets get a turn before the choice, so
+//! one the server closed while idle is seen closed, not used); when one is found lost,
+//! the other idle ones are checked before their next statement, so a database restart
+//! costs at most the statements in flight on it, never a host restart.
+//!
+//! The server enforces `statement_timeout`; so that a server that stopped answering
+//! (frozen, or cut off) cannot hold a request, a connection with statements waiting that
+//! answers none of them for that timeout plus [`DEADLINE_MARGIN`] is ended by the host
+//! ([`watch`]): each statement on it fails within its own deadline. A statement left
+//! unanswered that way, or whose request is dropped before its answer (the shutdown
+//! deadline), is abandoned: its connection is retired (never chosen again), and once no
+//! live statement is left on it the server is asked to cancel what it still runs
+//! ([`cancel`]) and the connection is closed ([`statement`]). Health checks never queue
+//! behind statements ([`health`]).
 
+mod cancel;
 mod connect;
+mod health;
 mod link;
+mod opening;
 mod socket;
+mod statement;
+mod watch;
 
-use std::pin::pin;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::task::Poll;
 use std::time::{Duration, Instant};
 
 use futures_lite::future;
 use serde_json::Value;
 use smol::{Executor, Task, Timer};
 use tokio_postgres::Config;
+use tokio_postgres::error::Severity;
 
 use crate::envelope::Payload;
 use crate::handler::HandlerError;
-use link::{Link, micros_since};
+use link::Link;
+use opening::Opening;
 
-/// Connections in the pool.
+/// Connections in the pool (the health checks' own connection aside).
 pub(super) const POOL_SIZE: usize = 5;
 /// Statements one connection takes at once before another is opened.
 pub(super) const PIPELINE_DEPTH: usize = 8;
 /// A busy connection takes another statement only while it answers within this.
 pub(super) const PROMPT: Duration = Duration::from_millis(2);
-/// How long checking a connection may take.
+/// How long a connection may leave its statements unanswered beyond the server's
+/// `statement_timeout`: room for the server's own cancellation to arrive.
+pub(super) const DEADLINE_MARGIN: Duration = Duration::from_secs(1);
+/// How long checking an idle connection may take.
 const VALIDATION_TIMEOUT: Duration = Duration::from_secs(2);
 /// How long closing the connections politely may take at shutdown.
 const CLOSE_TIMEOUT: Duration = Duration::from_secs(1);
@@ -70,23 +87,30 @@ pub(super) enum Op {
 /// The pool: the open connections and the executor their sockets run on.
 pub(super) struct Pool {
     config: Config,
+    /// How long a connection may leave its statements unanswered; `None` when
+    /// `statement_timeout` is off.
+    deadline: Option<Duration>,
     /// Runs each connection's socket while requests await statements.
     drivers: Executor<'static>,
     open: Mutex<Open>,
-    /// Held while a connection opens, so that concurrent statements open one, not many.
-    opening: async_lock::Mutex<()>,
     /// Bumped whenever a connection is found lost.
     lost: AtomicU64,
     /// The pool's clock starts here (how promptly connections answer).
     epoch: Instant,
 }
 
-/// The connections open now.
+/// The connections open now, and those on their way.
 struct Open {
-    /// Oldest first: ties go to the warmest connection.
+    /// Oldest first: ties go to the warmest connection. Never a retired one.
     links: Vec<Arc<Link>>,
-    /// Their socket tasks (a finished one is pruned when a connection opens).
-    sockets: Vec<Task<()>>,
+    /// Connections being opened, each awaited by the statements that chose it.
+    openings: Vec<Arc<Opening>>,
+    /// The health checks' own connection, once one was needed.
+    health: Option<Arc<Link>>,
+    /// Every connection's socket task (a finished one is pruned when one opens).
+    sockets: Vec<(Arc<Link>, Task<()>)>,
+    /// Cancel requests, until sent.
+    cancels: Vec<Task<()>>,
     stopped: bool,
 }
 
@@ -99,17 +123,21 @@ impl std::fmt::Debug for Pool {
 }
 
 impl Pool {
-    /// A pool for `config`; nothing connects until the first statement.
-    pub(super) fn new(config: Config) -> Pool {
+    /// A pool for `config` whose statements the server stops after `statement_timeout`
+    /// (`None`: never); nothing connects until the first statement.
+    pub(super) fn new(config: Config, statement_timeout: Option<Duration>) -> Pool {
         Pool {
             config,
+            deadline: statement_timeout.and_then(|timeout| timeout.checked_add(DEADLINE_MARGIN)),
             drivers: Executor::new(),
             open: Mutex::new(Open {
                 links: Vec::new(),
+                openings: Vec::new(),
+                health: None,
                 sockets: Vec::new(),
+                cancels: Vec::new(),
                 stopped: false,
             }),
-            opening: async_lock::Mutex::new(()),
             lost: AtomicU64::new(0),
             epoch: Instant::now(),
         }
@@ -122,32 +150,40 @@ impl Pool {
         sql: &str,
         parameters: &[Value],
     ) -> Result<Payload, HandlerError> {
-        let (mut link, mut fresh) = self.link().await?;
+        let mut link = self.link().await?;
         let lost = self.lost.load(Ordering::Acquire);
-        if link.checked() < lost {
-            if self.validate(&link).await {
-                link.mark_checked(lost);
-            } else {
-                self.forget(&link);
-                (link, fresh) = self.link().await?;
+        // Another connection was found lost since this one last answered: check it first,
+        // if idle. A busy one is proven alive or dead by the statements already on it, and
+        // a check would only queue behind them.
+        if link.checked() < lost && link.in_flight() == 0 {
+            let timed_out = async {
+                Timer::after(VALIDATION_TIMEOUT).await;
+                Err(HandlerError::execution(
+                    "the connection did not answer its check",
+                ))
+            };
+            // Past the limit the check is dropped: abandoned, its connection retired.
+            match future::or(self.on(&link, link.validate()), timed_out).await {
+                Ok(()) => link.mark_checked(lost),
+                Err(_) => {
+                    self.forget(&link);
+                    link = self.link().await?;
+                }
             }
         }
         let result = self.on(&link, link.run(op, sql, parameters)).await;
-        // A failure may mean the server went away (a restart, a failover): check, since
-        // the client may only learn it when it next talks to the server.
-        if result.as_ref().is_err_and(may_be_lost) && !self.validate(&link).await {
+        // The client learns a connection ended when it next uses it, or from the server's
+        // last word before it closes (its socket may not have been read to the end yet).
+        if result
+            .as_ref()
+            .is_err_and(|error| link.is_closed() || ends_session(error))
+        {
             self.forget(&link);
-            // A health check that found a stale connection says nothing about the
-            // server: ask again on a fresh one (once; it has no side effects).
-            if op == Op::Ping && !fresh {
-                let (link, _) = self.link().await?;
-                return self.on(&link, link.run(op, sql, parameters)).await;
-            }
         }
         result
     }
 
-    /// Statements in flight on all connections.
+    /// Statements in flight on the pool's connections.
     pub(super) fn in_flight(&self) -> usize {
         self.state().links.iter().map(|link| link.in_flight()).sum()
     }
@@ -158,67 +194,36 @@ impl Pool {
     }
 
     /// Stops lending connections and closes them: each says goodbye to the server once
-    /// the statements still using it end, or is cut at [`CLOSE_TIMEOUT`].
+    /// the statements still using it end, or is cut at [`CLOSE_TIMEOUT`]; cancel requests
+    /// not yet sent get the same time.
     pub(super) async fn stop(&self) {
-        let sockets = {
+        let (sockets, cancels) = {
             let mut open = self.state();
             open.stopped = true;
             open.links.clear();
-            std::mem::take(&mut open.sockets)
+            open.openings.clear();
+            open.health = None;
+            (
+                std::mem::take(&mut open.sockets),
+                std::mem::take(&mut open.cancels),
+            )
         };
         // Dropping a connection's last client queues a Terminate message, which its
         // socket task writes before it ends.
+        let (links, sockets): (Vec<_>, Vec<_>) = sockets.into_iter().unzip();
+        drop(links);
         let ended = self.drivers.run(async {
             for socket in sockets {
                 socket.await;
+            }
+            for cancel in cancels {
+                cancel.await;
             }
         });
         future::or(ended, async {
             Timer::after(CLOSE_TIMEOUT).await;
         })
         .await;
-    }
-
-    /// Awaits `work`, a statement on `link`, counted in flight there and running the
-    /// connections' sockets meanwhile.
-    async fn on<T>(&self, link: &Link, work: impl Future<Output = T>) -> T {
-        let _busy = link.enter(self.epoch);
-        // `tick`, not `Executor::run`: a runner sets up a task queue of its own, which
-        // cost a statement more than its round trip's worth of instructions.
-        let mut sockets = pin!(async {
-            loop {
-                self.drivers.tick().await;
-            }
-        });
-        let mut work = pin!(work);
-        // Each pass polls the statement, then the sockets (writing it, reading replies),
-        // then the statement again: a reply read in this pass is taken in this pass, not
-        // after the whole task has been polled once more. When others are in flight on
-        // this connection, the first pass only queues the statement and yields, so the
-        // statements of other requests ready to run queue too and leave in one write
-        // (measured: half the sends at 5 in flight).
-        let mut queued_only = link.in_flight() > 1;
-        future::poll_fn(|cx| {
-            if let Poll::Ready(done) = work.as_mut().poll(cx) {
-                return Poll::Ready(done);
-            }
-            if std::mem::take(&mut queued_only) {
-                cx.waker().wake_by_ref();
-                return Poll::Pending;
-            }
-            let _ = sockets.as_mut().poll(cx);
-            work.as_mut().poll(cx)
-        })
-        .await
-    }
-
-    /// Whether `link` still answers, within [`VALIDATION_TIMEOUT`].
-    async fn validate(&self, link: &Link) -> bool {
-        let check = future::or(self.on(link, link.validate()), async {
-            Timer::after(VALIDATION_TIMEOUT).await;
-            false
-        });
-        check.await
     }
 
     /// Drops `link` from the pool (its connection was lost) and has the others checked.
@@ -232,75 +237,11 @@ impl Pool {
             .lock()
             .unwrap_or_else(|poison| poison.into_inner())
     }
-
-    /// The connection the next statement uses, and whether it was opened for it.
-    async fn link(&self) -> Result<(Arc<Link>, bool), HandlerError> {
-        // When no statement is waiting, nothing has run the sockets since the last one:
-        // let them take what arrived meanwhile, so that a connection the server closed
-        // ends now and is replaced instead of failing this statement. (While statements
-        // wait, they run the sockets; doing it here too broke up batched writes.)
-        if self.in_flight() == 0 {
-            while self.drivers.try_tick() {}
-        }
-        if let Some(link) = self.choose()? {
-            return Ok((link, false));
-        }
-        let _opening = self.opening.lock().await;
-        // Another statement may have opened one meanwhile.
-        if let Some(link) = self.choose()? {
-            return Ok((link, false));
-        }
-        let lost = self.lost.load(Ordering::Acquire);
-        let (client, connection) = match connect::open(&self.config).await {
-            Ok(pair) => pair,
-            Err(error) => {
-                // The server is unreachable: every open connection is suspect.
-                self.lost.fetch_add(1, Ordering::AcqRel);
-                return Err(error);
-            }
-        };
-        let link = Arc::new(Link::new(client, lost));
-        let socket = self.drivers.spawn(link::drive_socket(connection));
-        let mut open = self.state();
-        if open.stopped {
-            return Err(stopped());
-        }
-        open.sockets.retain(|socket| !socket.is_finished());
-        open.sockets.push(socket);
-        open.links.push(Arc::clone(&link));
-        Ok((link, true))
-    }
-
-    /// The connection a statement should use now, or `None` when a new one should be
-    /// opened: the least busy open one that [takes more](Link::takes_more) (ties to
-    /// the oldest); when none does and the pool is full, the least busy of all.
-    fn choose(&self) -> Result<Option<Arc<Link>>, HandlerError> {
-        let mut open = self.state();
-        if open.stopped {
-            return Err(stopped());
-        }
-        open.links.retain(|link| !link.is_closed());
-        let now = micros_since(self.epoch);
-        let prompt = u64::try_from(PROMPT.as_micros()).unwrap_or(u64::MAX);
-        let prompt_one = open
-            .links
-            .iter()
-            .filter(|link| link.takes_more(now, PIPELINE_DEPTH, prompt))
-            .min_by_key(|link| link.in_flight());
-        let best = match prompt_one {
-            None if open.links.len() >= POOL_SIZE => {
-                open.links.iter().min_by_key(|link| link.in_flight())
-            }
-            best => best,
-        };
-        Ok(best.map(Arc::clone))
-    }
 }
 
-/// Whether a failed statement may mean its connection was lost: not when the server
-/// answered it with an error (which shows the connection works), nor when it was refused
-/// before anything was sent, nor when its result could not be mapped.
-fn may_be_lost(error: &HandlerError) -> bool {
+/// Whether the server answered `error` with a FATAL or PANIC error, after which it closes
+/// the connection (`pg_terminate_backend`, a shutdown, a crash).
+fn ends_session(error: &HandlerError) -> bool {
     let HandlerError::Execution {
         source: Some(source),
         ..
@@ -310,7 +251,9 @@ fn may_be_lost(error: &HandlerError) -> bool {
     };
     source
         .downcast_ref::<tokio_postgres::Error>()
-        .is_some_and(|error| error.as_db_error().is_none())
+        .and_then(tokio_postgres::Error::as_db_error)
+        .and_then(|db| db.parsed_severity())
+        .is_some_and(|severity| matches!(severity, Severity::Fatal | Severity::Panic))
 }
 
 fn stopped() -> HandlerError {

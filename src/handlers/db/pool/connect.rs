@@ -1,9 +1,12 @@
-//! Opening a connection: the socket on the host's reactor (smol), then tokio-postgres's
-//! handshake over it. Hosts are tried in the order the connection string lists them
-//! (`hostaddr` before `host` where both are given), like libpq does.
+//! Opening a connection: the socket on the host's reactor (smol), with the connection
+//! string's TCP keepalive and user timeout, then tokio-postgres's handshake over it. Hosts
+//! are tried in the order the connection string lists them (`hostaddr` before `host` where
+//! both are given), like libpq does; `connect_timeout` bounds each.
 
 use std::future::Future;
 use std::io;
+use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::pin::pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
@@ -24,6 +27,25 @@ use crate::handler::HandlerError;
 /// The half of a connection that owns the socket.
 pub(super) type Connection = tokio_postgres::Connection<Socket, NoTlsStream>;
 
+/// The server end a connection reached: where a cancel request for it must go.
+#[derive(Clone, Debug)]
+pub(super) enum Peer {
+    Tcp(SocketAddr),
+    Unix(PathBuf),
+}
+
+impl Peer {
+    /// Connects a new socket to the same server.
+    pub(super) async fn connect(&self) -> io::Result<Arc<dyn Duplex>> {
+        Ok(match self {
+            Peer::Tcp(address) => Arc::new(Async::<std::net::TcpStream>::connect(*address).await?),
+            Peer::Unix(path) => {
+                Arc::new(Async::<std::os::unix::net::UnixStream>::connect(path).await?)
+            }
+        })
+    }
+}
+
 /// Why one attempt failed.
 enum Failure {
     Io(io::Error),
@@ -33,7 +55,7 @@ enum Failure {
 }
 
 /// Opens a connection to the first host listed in `config` that accepts one.
-pub(super) async fn open(config: &Config) -> Result<(Client, Connection), HandlerError> {
+pub(super) async fn open(config: &Config) -> Result<(Client, Connection, Peer), HandlerError> {
     let hosts = config.get_hosts();
     let addresses = config.get_hostaddrs();
     let count = hosts.len().max(addresses.len());
@@ -90,20 +112,28 @@ pub(super) async fn open(config: &Config) -> Result<(Client, Connection), Handle
     })
 }
 
-async fn attempt(config: &Config, host: &Host, port: u16) -> Result<(Client, Connection), Failure> {
-    let socket: Arc<dyn Duplex> = match host {
+async fn attempt(
+    config: &Config,
+    host: &Host,
+    port: u16,
+) -> Result<(Client, Connection, Peer), Failure> {
+    let (socket, peer): (Arc<dyn Duplex>, Peer) = match host {
         Host::Tcp(name) => {
             let stream = TcpStream::connect((name.as_str(), port))
                 .await
                 .map_err(Failure::Io)?;
             // Statements are small writes answered at once: never wait to coalesce them.
             stream.set_nodelay(true).map_err(Failure::Io)?;
-            Arc::<Async<std::net::TcpStream>>::from(stream)
+            let peer = Peer::Tcp(stream.peer_addr().map_err(Failure::Io)?);
+            let stream = Arc::<Async<std::net::TcpStream>>::from(stream);
+            tcp_options(config, stream.get_ref()).map_err(Failure::Io)?;
+            (stream, peer)
         }
         Host::Unix(directory) => {
             let path = directory.join(format!(".s.PGSQL.{port}"));
-            let stream = UnixStream::connect(path).await.map_err(Failure::Io)?;
-            Arc::<Async<std::os::unix::net::UnixStream>>::from(stream)
+            let stream = UnixStream::connect(&path).await.map_err(Failure::Io)?;
+            let stream = Arc::<Async<std::os::unix::net::UnixStream>>::from(stream);
+            (stream, Peer::Unix(path))
         }
     };
     let (client, mut connection) = config
@@ -124,7 +154,30 @@ async fn attempt(config: &Config, host: &Host, port: u16) -> Result<(Client, Con
             return Err(Failure::ReadOnly);
         }
     }
-    Ok((client, connection))
+    Ok((client, connection, peer))
+}
+
+/// Applies the connection string's `keepalives*` and `tcp_user_timeout` to `stream`, as
+/// libpq does: they are what notices a peer that vanished without closing (a host down,
+/// a network cut) while nothing is being sent or while sent data stays unacknowledged.
+fn tcp_options(config: &Config, stream: &std::net::TcpStream) -> io::Result<()> {
+    let socket = socket2::SockRef::from(stream);
+    if config.get_keepalives() {
+        let mut keepalive = socket2::TcpKeepalive::new().with_time(config.get_keepalives_idle());
+        if let Some(interval) = config.get_keepalives_interval() {
+            keepalive = keepalive.with_interval(interval);
+        }
+        if let Some(retries) = config.get_keepalives_retries() {
+            keepalive = keepalive.with_retries(retries);
+        }
+        socket.set_tcp_keepalive(&keepalive)?;
+    }
+    // libpq reads `tcp_user_timeout` in milliseconds; tokio-postgres's parser stores the
+    // number as seconds, so the number is taken back out and read as libpq does.
+    if let Some(timeout) = config.get_tcp_user_timeout() {
+        socket.set_tcp_user_timeout(Some(Duration::from_millis(timeout.as_secs())))?;
+    }
+    Ok(())
 }
 
 /// Awaits `work` while polling the connection it needs, before the connection has a
@@ -167,5 +220,44 @@ pub(super) fn poll_connection(
             Poll::Ready(None) => return Poll::Ready(Ok(())),
             Poll::Pending => return Poll::Pending,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::str::FromStr;
+
+    #[test]
+    fn the_connection_strings_tcp_settings_reach_the_socket() {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("a port");
+        let stream = std::net::TcpStream::connect(listener.local_addr().expect("an address"))
+            .expect("connects");
+        let config = Config::from_str(
+            "host=127.0.0.1 keepalives_idle=7 keepalives_interval=3 keepalives_retries=4 tcp_user_timeout=1500",
+        )
+        .expect("a connection string");
+        tcp_options(&config, &stream).expect("applies");
+        let socket = socket2::SockRef::from(&stream);
+        assert!(socket.keepalive().expect("reads"));
+        assert_eq!(
+            socket.tcp_keepalive_time().expect("reads"),
+            Duration::from_secs(7)
+        );
+        assert_eq!(
+            socket.tcp_keepalive_interval().expect("reads"),
+            Duration::from_secs(3)
+        );
+        assert_eq!(socket.tcp_keepalive_retries().expect("reads"), 4);
+        assert_eq!(
+            socket.tcp_user_timeout().expect("reads"),
+            Some(Duration::from_millis(1500))
+        );
+
+        let off = Config::from_str("host=127.0.0.1 keepalives=0").expect("a connection string");
+        let other = std::net::TcpStream::connect(listener.local_addr().expect("an address"))
+            .expect("connects");
+        tcp_options(&off, &other).expect("applies");
+        assert!(!socket2::SockRef::from(&other).keepalive().expect("reads"));
     }
 }

@@ -1,19 +1,18 @@
 //! One open connection as statements see it: the client half, its prepared-statement
-//! cache, and how busy it is. The socket half runs as a task of the pool's
-//! ([`drive_socket`]).
+//! cache, how busy it is, and whether it is stalled or retired. The socket half runs as a
+//! task of the pool's ([`super::watch::drive_socket`]).
 
 use std::collections::HashMap;
 use std::sync::Mutex;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::time::Instant;
 
-use futures_lite::future;
 use serde_json::Value;
-use tokio_postgres::{Client, Statement};
+use tokio_postgres::{CancelToken, Client, Statement};
 
 use super::super::{error, types};
 use super::Op;
-use super::connect::{Connection, poll_connection};
+use super::connect::Peer;
 use crate::envelope::Payload;
 use crate::handler::HandlerError;
 
@@ -33,6 +32,14 @@ pub(super) struct Link {
     last_took: AtomicU64,
     /// The pool's count of lost connections when this one was last known good.
     checked: AtomicU64,
+    /// Its statements went unanswered past the deadline: its socket task ended it.
+    stalled: AtomicBool,
+    /// Never chosen again: a statement on it was abandoned.
+    retired: AtomicBool,
+    /// Closed (or closing) by the pool: its socket task is gone.
+    closed: AtomicBool,
+    /// Where the server is, for a cancel request.
+    peer: Peer,
 }
 
 /// A statement counted in flight on its link until dropped (also when cancelled).
@@ -40,15 +47,19 @@ pub(super) struct Busy<'a> {
     link: &'a Link,
     epoch: Instant,
     started: u64,
+    /// The server answered it: that is progress. One left unanswered is not.
+    pub(super) answered: bool,
 }
 
 impl Drop for Busy<'_> {
     fn drop(&mut self) {
-        let now = micros_since(self.epoch);
-        self.link.progress.store(now, Ordering::Relaxed);
-        self.link
-            .last_took
-            .store(now.saturating_sub(self.started), Ordering::Relaxed);
+        if self.answered {
+            let now = micros_since(self.epoch);
+            self.link.progress.store(now, Ordering::Relaxed);
+            self.link
+                .last_took
+                .store(now.saturating_sub(self.started), Ordering::Relaxed);
+        }
         self.link.in_flight.fetch_sub(1, Ordering::Relaxed);
     }
 }
@@ -58,20 +69,15 @@ pub(super) fn micros_since(epoch: Instant) -> u64 {
     u64::try_from(epoch.elapsed().as_micros()).unwrap_or(u64::MAX)
 }
 
-/// Runs a connection's socket until the connection ends (see [`poll_connection`]).
-pub(super) async fn drive_socket(mut connection: Connection) {
-    let ended = future::poll_fn(|cx| poll_connection(&mut connection, cx)).await;
-    // The statements in flight learn it from the client half; this says why.
-    if let Err(ended) = ended {
-        log::warn!(handler_type = "db"; "a database connection ended: {}", error::failure_reason(&ended));
-    }
-}
-
 impl Link {
-    /// A link over a connection just opened, known good at `checked`.
-    pub(super) fn new(client: Client, checked: u64) -> Link {
+    /// A link over a connection to `peer` just opened, known good at `checked`.
+    pub(super) fn new(client: Client, peer: Peer, checked: u64) -> Link {
         Link {
             client,
+            peer,
+            stalled: AtomicBool::new(false),
+            retired: AtomicBool::new(false),
+            closed: AtomicBool::new(false),
             statements: Mutex::new(HashMap::new()),
             in_flight: AtomicUsize::new(0),
             progress: AtomicU64::new(0),
@@ -80,10 +86,11 @@ impl Link {
         }
     }
 
-    /// Counts a statement in flight here until the guard drops; `epoch` starts the
-    /// pool's clock.
-    pub(super) fn enter(&self, epoch: Instant) -> Busy<'_> {
-        let started = micros_since(epoch);
+    /// Counts a statement in flight here, from `now`, until the guard drops; `epoch`
+    /// starts the pool's clock.
+    pub(super) fn enter(&self, epoch: Instant, now: Instant) -> Busy<'_> {
+        let started =
+            u64::try_from(now.saturating_duration_since(epoch).as_micros()).unwrap_or(u64::MAX);
         if self.in_flight.fetch_add(1, Ordering::Relaxed) == 0 {
             self.progress.store(started, Ordering::Relaxed);
         }
@@ -91,6 +98,7 @@ impl Link {
             link: self,
             epoch,
             started,
+            answered: false,
         }
     }
 
@@ -114,6 +122,40 @@ impl Link {
         self.client.is_closed()
     }
 
+    /// When (µs on the pool's clock) a statement last finished here, or the link last
+    /// went from idle to busy.
+    pub(super) fn progress(&self) -> u64 {
+        self.progress.load(Ordering::Relaxed)
+    }
+
+    /// Marks the link stalled (its socket task is ending it).
+    pub(super) fn stall(&self) {
+        self.stalled.store(true, Ordering::Release);
+    }
+
+    pub(super) fn is_stalled(&self) -> bool {
+        self.stalled.load(Ordering::Acquire)
+    }
+
+    /// Marks the link never to be chosen again; whether it was not already.
+    pub(super) fn retire(&self) -> bool {
+        !self.retired.swap(true, Ordering::AcqRel)
+    }
+
+    pub(super) fn is_retired(&self) -> bool {
+        self.retired.load(Ordering::Acquire)
+    }
+
+    /// Marks the link closed; whether it was not already (so it is closed once).
+    pub(super) fn close(&self) -> bool {
+        !self.closed.swap(true, Ordering::AcqRel)
+    }
+
+    /// What a cancel request for this connection needs: where, and its backend's key.
+    pub(super) fn cancel_key(&self) -> (Peer, CancelToken) {
+        (self.peer.clone(), self.client.cancel_token())
+    }
+
     pub(super) fn checked(&self) -> u64 {
         self.checked.load(Ordering::Acquire)
     }
@@ -123,8 +165,17 @@ impl Link {
     }
 
     /// Whether the connection still answers (the caller bounds the wait).
-    pub(super) async fn validate(&self) -> bool {
-        !self.is_closed() && self.client.simple_query("").await.is_ok()
+    pub(super) async fn validate(&self) -> Result<(), HandlerError> {
+        if self.is_closed() {
+            return Err(HandlerError::execution(
+                "the connection to the database was lost",
+            ));
+        }
+        self.client
+            .simple_query("")
+            .await
+            .map(drop)
+            .map_err(error::db_error)
     }
 
     pub(super) async fn run(
