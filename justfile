@@ -7,8 +7,14 @@ test:
 # Format check, lints as errors, then the tests: run before every commit.
 check:
     cargo fmt --all -- --check
+    cargo fmt --manifest-path crates/fuzz/Cargo.toml -- --check
     cargo clippy --all-targets -- -D warnings
     cargo test
+
+# Fuzz one target or all for SECONDS each (crates/fuzz; stable toolchain; installs
+# cargo-fuzz when missing). Findings land in crates/fuzz/artifacts/.
+fuzz target="all" seconds="60":
+    .ci/fuzz {{target}} {{seconds}}
 
 # Run the dev host on the example contract, answering the example requests.
 run:
