@@ -11,10 +11,13 @@ check:
     cargo clippy --all-targets -- -D warnings
     cargo test
 
-# Fuzz one target or all for SECONDS each (crates/fuzz; stable toolchain; installs
-# cargo-fuzz when missing). Findings land in crates/fuzz/artifacts/.
+# Fuzz one target or all for SECONDS each on stable (README: Fuzzing and coverage).
 fuzz target="all" seconds="60":
     .ci/fuzz {{target}} {{seconds}}
+
+# Line coverage per file of the tests, spawned binaries included (cargo-llvm-cov).
+coverage *args:
+    .ci/coverage {{args}}
 
 # Run the dev host on the example contract, answering the example requests.
 run:
