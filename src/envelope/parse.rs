@@ -388,6 +388,29 @@ mod tests {
     }
 
     #[test]
+    fn payload_numbers_keep_their_exact_value_through_a_round_trip() {
+        let json = format!(
+            r#"{{"envelope_id":"{ID}","target_node":"n","operation":"local.echo","payload":{{"a":1.5e200,"b":0.1,"c":-2.5e-300,"d":123456.789}}}}"#
+        );
+        let envelope = parse(&json).unwrap();
+        let payload = envelope.payload.as_ref().unwrap();
+        for (key, text) in [
+            ("a", "1.5e200"),
+            ("b", "0.1"),
+            ("c", "-2.5e-300"),
+            ("d", "123456.789"),
+        ] {
+            assert_eq!(
+                payload[key].as_f64(),
+                text.parse::<f64>().ok(),
+                "{key}: {text}"
+            );
+        }
+        let again = parse(&envelope.to_json()).unwrap();
+        assert_eq!(again, envelope);
+    }
+
+    #[test]
     fn timestamps_with_offsets_are_kept_as_utc() {
         let json = format!(
             r#"{{"envelope_id":"{ID}","target_node":"n","operation":"local.echo","timestamp":"2024-01-01T02:00:00+02:00"}}"#
