@@ -7,8 +7,17 @@ test:
 # Format check, lints as errors, then the tests: run before every commit.
 check:
     cargo fmt --all -- --check
+    cargo fmt --manifest-path crates/fuzz/Cargo.toml -- --check
     cargo clippy --all-targets -- -D warnings
     cargo test
+
+# Fuzz one target or all for SECONDS each on stable (README: Fuzzing and coverage).
+fuzz target="all" seconds="60":
+    .ci/fuzz {{target}} {{seconds}}
+
+# Line coverage per file of the tests, spawned binaries included (cargo-llvm-cov).
+coverage *args:
+    .ci/coverage {{args}}
 
 # Run the dev host on the example contract, answering the example requests.
 run:

@@ -87,6 +87,7 @@ pub fn parse_request(bytes: &[u8], stamp: &Stamp) -> Result<Request, Box<Rejecte
     let missing_id = wire.envelope_id.is_none();
     let (payload, payload_error) = object_or_null("payload", wire.payload);
     let (metadata, metadata_error) = object_or_null("metadata", wire.metadata);
+    let (timestamp, timestamp_error) = utc_or_now(wire.timestamp, stamp);
     let envelope = Box::new(Envelope {
         envelope_id: wire.envelope_id.unwrap_or_else(Uuid::nil),
         envelope_version: wire
@@ -100,15 +101,13 @@ pub fn parse_request(bytes: &[u8], stamp: &Stamp) -> Result<Request, Box<Rejecte
         operation: wire.operation,
         payload,
         metadata: metadata.unwrap_or_default(),
-        timestamp: wire
-            .timestamp
-            .map_or_else(|| stamp.now(), |t| t.to_offset(time::UtcOffset::UTC)),
+        timestamp,
         is_response: wire.is_response.unwrap_or(false),
         success: wire.success,
         error: None,
     });
     let checked = check_fields(envelope, missing_id, wire.error.is_some()).and_then(|request| {
-        match payload_error.or(metadata_error) {
+        match payload_error.or(metadata_error).or(timestamp_error) {
             None => Ok(request),
             Some(error) => Err((request.into_envelope(), error)),
         }
@@ -161,6 +160,29 @@ fn check_fields(
         ),
     };
     Err((request.into_envelope(), error))
+}
+
+/// `timestamp` in UTC (none is now), or why it cannot be: RFC 3339 allows the years 0000
+/// to 9999 with any offset, so `9999-12-31T23:59:59-01:00` is in the year 10000 in UTC,
+/// which `time` cannot represent (`to_offset` panics) and `0000-01-01T00:00:00+01:00` in
+/// the year -1, which RFC 3339 cannot write back.
+fn utc_or_now(
+    timestamp: Option<OffsetDateTime>,
+    stamp: &Stamp,
+) -> (OffsetDateTime, Option<EnvelopeError>) {
+    let Some(timestamp) = timestamp else {
+        return (stamp.now(), None);
+    };
+    match timestamp.checked_to_offset(time::UtcOffset::UTC) {
+        Some(utc) if (0..=9999).contains(&utc.year()) => (utc, None),
+        _ => {
+            let error = EnvelopeError::Invalid {
+                field: "timestamp",
+                reason: "must lie between the years 0000 and 9999 in UTC".into(),
+            };
+            (stamp.now(), Some(error))
+        }
+    }
 }
 
 /// `value` as an object (null is none), or why it is not one.
@@ -338,6 +360,54 @@ mod tests {
                 ..
             }
         ));
+    }
+
+    #[test]
+    fn timestamps_beyond_the_years_rfc_3339_writes_are_refused() {
+        for timestamp in ["9999-12-31T23:59:59-01:00", "0000-01-01T00:00:00+01:00"] {
+            let json = format!(
+                r#"{{"envelope_id":"{ID}","target_node":"n","operation":"local.echo","timestamp":"{timestamp}"}}"#
+            );
+            let rejected = parse(&json).unwrap_err();
+            assert!(
+                matches!(
+                    rejected.error,
+                    EnvelopeError::Invalid {
+                        field: "timestamp",
+                        ..
+                    }
+                ),
+                "{timestamp}: {:?}",
+                rejected.error
+            );
+        }
+        let edge = format!(
+            r#"{{"envelope_id":"{ID}","target_node":"n","operation":"local.echo","timestamp":"9999-12-31T23:59:59+00:00"}}"#
+        );
+        assert!(parse(&edge).is_ok());
+    }
+
+    #[test]
+    fn payload_numbers_keep_their_exact_value_through_a_round_trip() {
+        let json = format!(
+            r#"{{"envelope_id":"{ID}","target_node":"n","operation":"local.echo","payload":{{"a":1.5e200,"b":0.1,"c":-2.5e-300,"d":123456.789}}}}"#
+        );
+        let envelope = parse(&json).unwrap();
+        let payload = envelope.payload.as_ref().unwrap();
+        for (key, text) in [
+            ("a", "1.5e200"),
+            ("b", "0.1"),
+            ("c", "-2.5e-300"),
+            ("d", "123456.789"),
+        ] {
+            assert_eq!(
+                payload[key].as_f64(),
+                text.parse::<f64>().ok(),
+                "{key}: {text}"
+            );
+        }
+        let again = parse(&envelope.to_json()).unwrap();
+        assert_eq!(again, envelope);
     }
 
     #[test]

@@ -48,6 +48,13 @@ pub const URL_VARIABLES: [&str; 2] = ["OMNIBASE_INFRA_DB_URL", "DATABASE_URL"];
 pub const STATEMENT_TIMEOUT: Duration = Duration::from_secs(30);
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// How many parameters `sql` needs: its highest placeholder (`$3` needs 3), not counting
+/// any inside string literals, quoted identifiers or comments. A request's `parameters`
+/// must match it; public for the fuzz targets (`crates/fuzz`).
+pub fn placeholder_count(sql: &str) -> usize {
+    sql::scan(sql).placeholders
+}
+
 /// The PostgreSQL handler.
 #[derive(Debug)]
 pub struct HandlerDb {
