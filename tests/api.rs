@@ -12,10 +12,13 @@ use crate::support::process::{DEVELOPMENT, PRODUCTION, repo};
 use crate::support::request_line;
 
 /// Sends `method` to `url` with `body`; returns the status, the headers and the body text.
+/// Fails the test, instead of hanging it, when no answer comes within 60 s.
 pub fn http(method: &str, url: &str, body: Vec<u8>) -> (u16, isahc::http::HeaderMap, String) {
+    use isahc::config::Configurable;
     let mut response = Request::builder()
         .method(method)
         .uri(url)
+        .timeout(std::time::Duration::from_secs(60))
         .body(body)
         .expect("a request")
         .send()

@@ -53,6 +53,25 @@ fn timed_route(runtime: &Arc<NodeRuntime>, sql: &str) -> smol::Task<(Envelope, D
     timed(route(runtime, sql, json!([])))
 }
 
+/// `count` one-row statements and a health check at once, each measured (within 20 s).
+#[allow(clippy::type_complexity)]
+fn statements_and_health(
+    runtime: &Arc<NodeRuntime>,
+    count: usize,
+) -> (Vec<(Envelope, Duration)>, (HealthReport, Duration)) {
+    within(20, async {
+        let statements: Vec<_> = (0..count)
+            .map(|_| timed_route(runtime, "SELECT 1::int4 AS one"))
+            .collect();
+        let health = check_health(runtime);
+        let mut answers = Vec::new();
+        for statement in statements {
+            answers.push(statement.await);
+        }
+        (answers, health.await)
+    })
+}
+
 /// Polls `check` every 10 ms until it holds, failing after `seconds`.
 fn wait_until(what: &str, seconds: u64, mut check: impl FnMut() -> bool) {
     let started = Instant::now();
@@ -157,17 +176,7 @@ fn a_frozen_server_fails_statements_at_their_deadline_and_health_at_its_own() {
     let runtime = Arc::new(runtime(&cluster.url_via(cluster.port, SHORT)));
     all_succeed(&runtime, 1);
     let frozen = cluster.freeze();
-    let (statements, health) = within(20, async {
-        let statements: Vec<_> = (0..8)
-            .map(|_| timed_route(&runtime, "SELECT 1::int4 AS one"))
-            .collect();
-        let health = check_health(&runtime);
-        let mut answers = Vec::new();
-        for statement in statements {
-            answers.push(statement.await);
-        }
-        (answers, health.await)
-    });
+    let (statements, health) = statements_and_health(&runtime, 8);
     for (response, took) in statements {
         let error = failed(response);
         // One waiting for a new connection fails with it, at connect_timeout.
@@ -351,17 +360,7 @@ fn a_blackholed_connection_fails_at_the_deadline_and_the_pool_recovers() {
     let runtime = Arc::new(runtime(&cluster.url_via(proxy.port(), SHORT)));
     all_succeed(&runtime, 1);
     proxy.blackhole(true);
-    let (statements, health) = within(20, async {
-        let statements: Vec<_> = (0..4)
-            .map(|_| timed_route(&runtime, "SELECT 1::int4 AS one"))
-            .collect();
-        let health = check_health(&runtime);
-        let mut answers = Vec::new();
-        for statement in statements {
-            answers.push(statement.await);
-        }
-        (answers, health.await)
-    });
+    let (statements, health) = statements_and_health(&runtime, 4);
     for (response, took) in statements {
         let error = failed(response);
         assert!(
@@ -563,30 +562,9 @@ fn busy_connections_are_not_checked_behind_their_own_statements() {
     }
 }
 
-/// An HTTP call to the host that fails the test, instead of hanging it, after 10 s.
-fn http(method: &str, url: &str, body: Vec<u8>) -> (u16, isahc::http::HeaderMap, String) {
-    use isahc::RequestExt;
-    use isahc::config::Configurable;
-    use std::io::Read;
-    let mut response = isahc::Request::builder()
-        .method(method)
-        .uri(url)
-        .timeout(Duration::from_secs(10))
-        .body(body)
-        .expect("a request")
-        .send()
-        .unwrap_or_else(|error| panic!("{method} {url}: {error}"));
-    let mut text = String::new();
-    response
-        .body_mut()
-        .read_to_string(&mut text)
-        .expect("a text body");
-    (response.status().as_u16(), response.headers().clone(), text)
-}
-
 #[test]
 fn the_production_host_answers_probes_and_requests_while_the_server_is_frozen() {
-    use crate::api::json_of;
+    use crate::api::{http, json_of};
     use crate::support::daemon::Daemon;
     use crate::support::process::{PRODUCTION, repo};
     use crate::support::request_line;
