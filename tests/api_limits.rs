@@ -16,7 +16,7 @@ use crate::support::process::DEVELOPMENT;
 use crate::support::request_line;
 
 /// The dev host serving the API with `extra` options.
-fn listening(extra: &[&str]) -> (Fixture, Daemon) {
+pub fn listening(extra: &[&str]) -> (Fixture, Daemon) {
     let fixture = dev_host();
     let mut args = vec!["--listen", "127.0.0.1:0"];
     args.extend_from_slice(extra);
@@ -26,7 +26,7 @@ fn listening(extra: &[&str]) -> (Fixture, Daemon) {
 }
 
 /// A connection that has sent a POST's headers, declaring `length` bytes of body.
-fn post_head(daemon: &Daemon, length: usize) -> TcpStream {
+pub fn post_head(daemon: &Daemon, length: usize) -> TcpStream {
     let mut stream = TcpStream::connect(daemon.addr()).expect("connects");
     let head = format!(
         "POST /v1/envelopes HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: {length}\r\n\r\n"
@@ -39,7 +39,7 @@ fn post_head(daemon: &Daemon, length: usize) -> TcpStream {
 
 /// Reads a whole response (the server closes, or the body's length arrives) within
 /// `seconds`; returns its status line and its body.
-fn read_response(stream: &mut TcpStream, seconds: u64) -> (String, String) {
+pub fn read_response(stream: &mut TcpStream, seconds: u64) -> (String, String) {
     stream
         .set_read_timeout(Some(Duration::from_secs(seconds)))
         .expect("a read timeout");
@@ -75,6 +75,15 @@ fn read_response(stream: &mut TcpStream, seconds: u64) -> (String, String) {
         head.lines().next().unwrap_or_default().to_owned(),
         body.to_owned(),
     )
+}
+
+/// The value of the gauge `name` in `/metrics` now.
+pub fn gauge(daemon: &Daemon, name: &str) -> u64 {
+    let (_, _, text) = http("GET", &daemon.url("/metrics"), vec![]);
+    text.lines()
+        .find_map(|line| line.strip_prefix(name)?.strip_prefix(' '))
+        .and_then(|value| value.parse().ok())
+        .unwrap_or_else(|| panic!("no {name} in {text}"))
 }
 
 /// `GET /health/live` on a fresh connection answers 200 within `seconds`.
@@ -167,15 +176,8 @@ fn a_body_the_memory_budget_cannot_hold_now_gets_503_with_retry_after() {
         })
         .collect();
     // Wait until the host holds both: then a third cannot fit.
-    let metrics = daemon.url("/metrics");
     daemon.wait_for(
-        |_| {
-            let (_, _, text) = http("GET", &metrics, vec![]);
-            text.lines()
-                .find_map(|line| line.strip_prefix("onex_memory_held_bytes "))
-                .and_then(|held| held.parse::<u64>().ok())
-                .is_some_and(|held| held >= 2 * 3 * first.len() as u64)
-        },
+        |d| gauge(d, "onex_memory_held_bytes") >= 2 * 3 * first.len() as u64,
         "both bodies charged",
     );
     let (status, headers, body) = http(

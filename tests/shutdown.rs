@@ -231,6 +231,37 @@ fn requests_in_flight_at_sigterm_are_answered_before_the_host_exits() {
 }
 
 #[test]
+fn a_request_still_sending_its_body_at_sigterm_is_answered_before_the_host_exits() {
+    use std::io::Write;
+    let (_fixture, mut daemon) = crate::api_limits::listening(&[]);
+    let line = request_line(1, "echo_node", "local.echo", r#"{"n":1}"#);
+    let (first, rest) = line.as_bytes().split_at(line.len() / 2);
+    let mut stream = crate::api_limits::post_head(&daemon, line.len());
+    stream.write_all(first).expect("half the body");
+    daemon.wait_for(
+        |d| crate::api_limits::gauge(d, "onex_memory_held_bytes") > 0,
+        "the host reading the body",
+    );
+    daemon.signal("TERM");
+    daemon.wait_for(|d| d.stderr().contains("Draining"), "the drain to start");
+    // The host waits for the request it took in (it used to exit two seconds later).
+    let started = std::time::Instant::now();
+    while started.elapsed() < Duration::from_secs(3) {
+        assert!(!daemon.has_exited(), "the host exited before answering");
+        thread::sleep(Duration::from_millis(10));
+    }
+    stream.write_all(rest).expect("the rest of the body");
+    let (status, body) = crate::api_limits::read_response(&mut stream, 10);
+    assert_eq!(status, "HTTP/1.1 503 Service Unavailable", "{body}");
+    assert_eq!(
+        json_of(&body)["error"]["message"],
+        "the host shut down before this request started; it did not run"
+    );
+    let (status, _, stderr) = daemon.exit();
+    assert_eq!(status, Some(0), "{stderr}");
+}
+
+#[test]
 fn in_stdin_mode_the_deadline_answers_the_request_in_flight_and_those_still_queued() {
     let (_fixture, server, gate, mut daemon) = gated(&["--stdin", "--shutdown-grace", "1"]);
     for n in 0..3 {

@@ -138,6 +138,11 @@ impl Daemon {
         }
     }
 
+    /// Whether the process has exited.
+    pub fn has_exited(&mut self) -> bool {
+        self.child.try_wait().expect("waits").is_some()
+    }
+
     /// Waits (up to 60 s) for the process to exit; returns its status and how long it took.
     pub fn exit(mut self) -> (Option<i32>, Duration, String) {
         drop(self.stdin.take());
