@@ -728,3 +728,35 @@ fn a_busy_polling_host_answers_one_request_at_a_time_across_pauses() {
     let status = host.wait().expect("the host exits");
     assert!(status.success(), "{status}");
 }
+
+#[test]
+fn a_result_the_memory_budget_cannot_hold_fails_and_its_charge_is_given_back() {
+    use onex_host::budget::Budget;
+    use onex_host::envelope::{Request, Stamp};
+    let cluster = PgCluster::start();
+    let runtime = runtime(&cluster.url());
+    // 2,000 rows of 1,000 characters: some 6 MB charged (as read, parsed and answered).
+    let sql = "SELECT repeat('x', 1000) AS t FROM generate_series(1, 2000)";
+    let route = |budget: &Arc<Budget>| {
+        let payload = json!({"sql": sql}).as_object().cloned();
+        let envelope = Envelope::request(&Stamp::deterministic(1), "store", "db.query", payload);
+        let request = Request::check(Box::new(envelope)).expect("a request");
+        let charge = budget.try_take(0).expect("room");
+        *within(30, runtime.route(request, charge))
+    };
+    let small = Budget::new(1024 * 1024);
+    let error = failed(route(&small));
+    assert_eq!(
+        error.message,
+        "handler 'db': the query's result is larger than the host can hold now (its memory budget is spent): select fewer rows or columns, or retry"
+    );
+    assert_eq!(small.held(), 0, "the charge is given back");
+    let large = Budget::new(16 * 1024 * 1024);
+    assert_eq!(ok(route(&large))["row_count"], 2000);
+    assert_eq!(large.held(), 0);
+    // The connection is still good for the next statement.
+    assert_eq!(
+        ok(call(&runtime, "db.query", "SELECT 1 AS one", json!([])))["row_count"],
+        1
+    );
+}

@@ -22,6 +22,7 @@
 mod error;
 mod options;
 mod pool;
+mod rows;
 mod sql;
 mod types;
 
@@ -34,6 +35,7 @@ use futures_lite::future::Boxed;
 use serde_json::Value;
 use tokio_postgres::Config;
 
+use crate::budget::Charge;
 use crate::envelope::Payload;
 use crate::handler::{Description, Handler, HandlerError, HandlerRequest, HandlerType};
 use crate::health::HealthReport;
@@ -143,7 +145,7 @@ impl Handler for HandlerDb {
             let (config, pool) = started?;
             // A database that is not up yet is not fatal: requests fail until it is, and
             // health says so.
-            if let Err(error) = pool.run(Op::Ping, "", &[]).await {
+            if let Err(error) = pool.run(Op::Ping, "", &[], &Charge::unlimited()).await {
                 log::warn!(
                     "database at {} not reachable yet: {error}",
                     endpoint(&config)
@@ -179,6 +181,7 @@ impl Handler for HandlerDb {
             let HandlerRequest {
                 mut payload,
                 correlation_id,
+                charge,
                 ..
             } = request;
             let invalid = HandlerError::InvalidPayload;
@@ -208,7 +211,7 @@ impl Handler for HandlerDb {
                     "suspicious SQL pattern {pattern} in a db request; it runs parameterised, but check where this SQL comes from"
                 );
             }
-            pool.run(op, &sql, &parameters).await.map(Some)
+            pool.run(op, &sql, &parameters, &charge).await.map(Some)
         })
     }
 

@@ -54,6 +54,7 @@ use smol::{Executor, Task, Timer};
 use tokio_postgres::Config;
 use tokio_postgres::error::Severity;
 
+use crate::budget::Charge;
 use crate::envelope::Payload;
 use crate::handler::HandlerError;
 use link::Link;
@@ -143,12 +144,14 @@ impl Pool {
         }
     }
 
-    /// Runs one statement and returns its result payload.
+    /// Runs one statement and returns its result payload; the rows of a query are charged
+    /// to `charge` as they arrive.
     pub(super) async fn run(
         &self,
         op: Op,
         sql: &str,
         parameters: &[Value],
+        charge: &Charge,
     ) -> Result<Payload, HandlerError> {
         let mut link = self.link().await?;
         let lost = self.lost.load(Ordering::Acquire);
@@ -171,7 +174,7 @@ impl Pool {
                 }
             }
         }
-        let result = self.on(&link, link.run(op, sql, parameters)).await;
+        let result = self.on(&link, link.run(op, sql, parameters, charge)).await;
         // The client learns a connection ended when it next uses it, or from the server's
         // last word before it closes (its socket may not have been read to the end yet).
         if result

@@ -13,6 +13,7 @@ use smol::Timer;
 use super::link::Link;
 use super::watch;
 use super::{Op, Pool, connect, stopped};
+use crate::budget::Charge;
 use crate::handler::HandlerError;
 
 /// How long a health check may take, connecting included.
@@ -85,5 +86,7 @@ impl Pool {
 }
 
 async fn ping(link: &Link) -> Result<(), HandlerError> {
-    link.run(Op::Ping, "", &[]).await.map(drop)
+    link.run(Op::Ping, "", &[], &Charge::unlimited())
+        .await
+        .map(drop)
 }

@@ -10,9 +10,10 @@ use std::time::Instant;
 use serde_json::Value;
 use tokio_postgres::{CancelToken, Client, Statement};
 
-use super::super::{error, types};
+use super::super::{error, rows, types};
 use super::Op;
 use super::connect::Peer;
+use crate::budget::Charge;
 use crate::envelope::Payload;
 use crate::handler::HandlerError;
 
@@ -178,11 +179,13 @@ impl Link {
             .map_err(error::db_error)
     }
 
+    /// Runs one statement; the rows of a query are charged to `charge` as they arrive.
     pub(super) async fn run(
         &self,
         op: Op,
         sql: &str,
         parameters: &[Value],
+        charge: &Charge,
     ) -> Result<Payload, HandlerError> {
         if op == Op::Ping {
             self.client
@@ -209,25 +212,10 @@ impl Link {
         }
         let rows = self
             .client
-            .query(&statement, &refs)
+            .query_raw(&statement, refs.iter().copied())
             .await
             .map_err(error::db_error)?;
-        let mut out = Vec::with_capacity(rows.len());
-        for row in &rows {
-            let mut object = Payload::new();
-            for (index, column) in row.columns().iter().enumerate() {
-                let value = types::column(row, index).ok_or_else(|| {
-                    HandlerError::execution(format!(
-                        "column '{}' has type {}, which the db handler does not map; cast it in SQL, e.g. {}::text",
-                        column.name(),
-                        column.type_(),
-                        column.name()
-                    ))
-                })?;
-                object.insert(column.name().to_owned(), value.map_err(error::db_error)?);
-            }
-            out.push(Value::Object(object));
-        }
+        let out = rows::collect(rows, charge).await?;
         payload.insert("row_count".into(), out.len().into());
         payload.insert("rows".into(), Value::Array(out));
         Ok(payload)
