@@ -11,8 +11,9 @@
 //! is JSON, else text. Any status is a success: the call was made. A fixed 30 s deadline
 //! covers the whole call, redirects included; a body over [`MAX_RESPONSE_BYTES`] is an
 //! error, never buffered whole, and every body is charged to the request's share of the
-//! host's memory budget as it arrives (an error if the budget is spent). Redirects are followed up to [`MAX_REDIRECTS`] hops, only
-//! within the node's `target` when it declares one ([`transfer`]).
+//! host's memory budget as it arrives (an error if the budget is spent). Redirects are
+//! followed up to [`MAX_REDIRECTS`] hops, only within the node's `target` when it
+//! declares one ([`transfer`]).
 
 mod transfer;
 
