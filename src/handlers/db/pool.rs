@@ -174,26 +174,14 @@ impl Pool {
                 }
             }
         }
-        let was_idle = link.in_flight() == 0;
         let result = self.on(&link, link.run(op, sql, parameters, charge)).await;
         // The client learns a connection ended when it next uses it, or from the server's
         // last word before it closes (its socket may not have been read to the end yet).
-        let ended = result
+        if result
             .as_ref()
-            .is_err_and(|error| link.is_closed() || ends_session(error));
-        if !ended {
-            return result;
-        }
-        self.forget(&link);
-        // A connection the server ended while it sat idle (pg_terminate_backend, a
-        // shutdown) answers the next statement with its farewell, if the host had not read
-        // it yet: that statement never ran. So a query answered only by such a farewell on
-        // a connection that was idle is sent once more, on another connection (had the
-        // session ended while it ran, the server would have rolled it back). A
-        // `db.execute` is not: whether a write may be retried is for the request to say.
-        if was_idle && op == Op::Query && result.as_ref().is_err_and(ended_by_server) {
-            let link = self.link().await?;
-            return self.on(&link, link.run(op, sql, parameters, charge)).await;
+            .is_err_and(|error| link.is_closed() || ends_session(error))
+        {
+            self.forget(&link);
         }
         result
     }
@@ -269,22 +257,6 @@ fn ends_session(error: &HandlerError) -> bool {
         .and_then(tokio_postgres::Error::as_db_error)
         .and_then(|db| db.parsed_severity())
         .is_some_and(|severity| matches!(severity, Severity::Fatal | Severity::Panic))
-}
-
-/// Whether the server ended the session on purpose (`pg_terminate_backend`, a shutdown:
-/// SQLSTATE 57P01 to 57P03), not because of the statement.
-fn ended_by_server(error: &HandlerError) -> bool {
-    let HandlerError::Execution {
-        source: Some(source),
-        ..
-    } = error
-    else {
-        return false;
-    };
-    source
-        .downcast_ref::<tokio_postgres::Error>()
-        .and_then(tokio_postgres::Error::as_db_error)
-        .is_some_and(|db| matches!(db.code().code(), "57P01" | "57P02" | "57P03"))
 }
 
 fn stopped() -> HandlerError {
