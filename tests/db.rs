@@ -244,6 +244,26 @@ fn database_errors_are_described_by_sqlstate_class() {
             json!([0]),
             "check constraint violated (SQLSTATE 23514)",
         ),
+        (
+            "SELECT no_such_function()",
+            json!([]),
+            "undefined function or operator (SQLSTATE 42883)",
+        ),
+        (
+            "SELECT 'x'::int4",
+            json!([]),
+            "invalid data (SQLSTATE 22P02)",
+        ),
+        (
+            "CREATE TABLE parent (id int4)",
+            json!([]),
+            "the statement is invalid (SQLSTATE 42P07)",
+        ),
+        (
+            "ROLLBACK TO SAVEPOINT nowhere",
+            json!([]),
+            "the database refused the statement (SQLSTATE 25P01)",
+        ),
     ] {
         let error = failed(call(&runtime, "db.execute", sql, parameters));
         assert_eq!(error.code.as_str(), "HANDLER_EXECUTION_ERROR", "{sql}");
