@@ -67,3 +67,20 @@ pub(super) fn db_error(error: tokio_postgres::Error) -> HandlerError {
         source: Some(Box::new(error)),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_endpoint_names_host_port_and_database_and_nothing_secret() {
+        let socket: Config = "host=/run/pg port=5433 dbname=app user=u password=s3cret"
+            .parse()
+            .expect("a connection string");
+        assert_eq!(endpoint(&socket), "/run/pg:5433/app");
+        let bare: Config = "user=u password=s3cret"
+            .parse()
+            .expect("a connection string");
+        assert_eq!(endpoint(&bare), "localhost:5432/postgres");
+    }
+}
