@@ -20,10 +20,12 @@
 //! only while some request awaits a statement: every waiting request gives it turns
 //! (`Executor::tick`) on the host's thread, so a statement costs no thread and no
 //! hand-off. A connection that ended is dropped and a new one opened by the next
-//! statement (when no statement is waiting, the sockets get a turn before the choice, so
-//! one the server closed while idle is seen closed, not used); when one is found lost,
-//! the other idle ones are checked before their next statement, so a database restart
-//! costs at most the statements in flight on it, never a host restart.
+//! statement (when no statement is waiting, the sockets get a turn before the choice, and
+//! an idle connection the kernel says the server sent something is checked before use, so
+//! one the server closed while idle is seen closed, not used, even before the reactor has
+//! reported it); when one is found lost, the other idle ones are checked before their
+//! next statement, so a database restart costs at most the statements in flight on it,
+//! never a host restart.
 //!
 //! The server enforces `statement_timeout`; so that a server that stopped answering
 //! (frozen, or cut off) cannot hold a request, a connection with statements waiting that
@@ -57,7 +59,7 @@ use tokio_postgres::error::Severity;
 use crate::budget::Charge;
 use crate::envelope::Payload;
 use crate::handler::HandlerError;
-use link::Link;
+use link::{Link, micros_since};
 use opening::Opening;
 
 /// Connections in the pool (the health checks' own connection aside).
@@ -69,6 +71,9 @@ pub(super) const PROMPT: Duration = Duration::from_millis(2);
 /// How long a connection may leave its statements unanswered beyond the server's
 /// `statement_timeout`: room for the server's own cancellation to arrive.
 pub(super) const DEADLINE_MARGIN: Duration = Duration::from_secs(1);
+/// How long (µs) a connection must have been idle before a statement asks the kernel
+/// whether the server sent it anything meanwhile.
+const IDLE_PAUSE_MICROS: u64 = 1000;
 /// How long checking an idle connection may take.
 const VALIDATION_TIMEOUT: Duration = Duration::from_secs(2);
 /// How long closing the connections politely may take at shutdown.
@@ -155,10 +160,16 @@ impl Pool {
     ) -> Result<Payload, HandlerError> {
         let mut link = self.link().await?;
         let lost = self.lost.load(Ordering::Acquire);
-        // Another connection was found lost since this one last answered: check it first,
-        // if idle. A busy one is proven alive or dead by the statements already on it, and
-        // a check would only queue behind them.
-        if link.checked() < lost && link.in_flight() == 0 {
+        // Another connection was found lost since this one last answered, or the server
+        // sent this idle one something (its farewell, when it ended the session while the
+        // connection sat idle: used as it is, the statement would get that for its answer,
+        // whenever the reactor has not yet reported it): check it first, if idle. A busy
+        // one is proven alive or dead by the statements already on it, and a check would
+        // only queue behind them. The kernel is asked only after a pause, so that
+        // statements sent one after another pay no system call for it.
+        let idle = link.in_flight() == 0;
+        let paused = micros_since(self.epoch).saturating_sub(link.progress()) > IDLE_PAUSE_MICROS;
+        if idle && (link.checked() < lost || (paused && link.was_sent_something())) {
             let timed_out = async {
                 Timer::after(VALIDATION_TIMEOUT).await;
                 Err(HandlerError::execution(

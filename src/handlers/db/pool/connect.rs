@@ -55,7 +55,11 @@ enum Failure {
 }
 
 /// Opens a connection to the first host listed in `config` that accepts one.
-pub(super) async fn open(config: &Config) -> Result<(Client, Connection, Peer), HandlerError> {
+/// An open connection: the client half, the socket half, where it goes, and the socket
+/// itself (to see, before a statement, whether an idle connection was sent something).
+pub(super) type Opened = (Client, Connection, Peer, Arc<dyn Duplex>);
+
+pub(super) async fn open(config: &Config) -> Result<Opened, HandlerError> {
     let hosts = config.get_hosts();
     let addresses = config.get_hostaddrs();
     let count = hosts.len().max(addresses.len());
@@ -112,11 +116,7 @@ pub(super) async fn open(config: &Config) -> Result<(Client, Connection, Peer), 
     })
 }
 
-async fn attempt(
-    config: &Config,
-    host: &Host,
-    port: u16,
-) -> Result<(Client, Connection, Peer), Failure> {
+async fn attempt(config: &Config, host: &Host, port: u16) -> Result<Opened, Failure> {
     let (socket, peer): (Arc<dyn Duplex>, Peer) = match host {
         Host::Tcp(name) => {
             let stream = TcpStream::connect((name.as_str(), port))
@@ -137,7 +137,7 @@ async fn attempt(
         }
     };
     let (client, mut connection) = config
-        .connect_raw(Socket::new(socket), NoTls)
+        .connect_raw(Socket::new(Arc::clone(&socket)), NoTls)
         .await
         .map_err(Failure::Postgres)?;
     if config.get_target_session_attrs() == TargetSessionAttrs::ReadWrite {
@@ -154,7 +154,7 @@ async fn attempt(
             return Err(Failure::ReadOnly);
         }
     }
-    Ok((client, connection, peer))
+    Ok((client, connection, peer, socket))
 }
 
 /// Applies the connection string's `keepalives*` and `tcp_user_timeout` to `stream`, as

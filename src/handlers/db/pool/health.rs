@@ -66,8 +66,8 @@ impl Pool {
         if let Some(link) = self.state().health.clone().filter(|link| !link.is_closed()) {
             return Ok(link);
         }
-        let (client, connection, peer) = connect::open(&self.config).await?;
-        let link = Arc::new(Link::new(client, peer, 0));
+        let (client, connection, peer, socket) = connect::open(&self.config).await?;
+        let link = Arc::new(Link::new(client, peer, socket, 0));
         // No watch: the check's own time limit bounds it.
         let socket = self.drivers.spawn(watch::drive_socket(connection, None));
         let mut open = self.state();

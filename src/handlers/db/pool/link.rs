@@ -3,8 +3,8 @@
 //! task of the pool's ([`super::watch::drive_socket`]).
 
 use std::collections::HashMap;
-use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use serde_json::Value;
@@ -13,6 +13,7 @@ use tokio_postgres::{CancelToken, Client, Statement};
 use super::super::{error, rows, types};
 use super::Op;
 use super::connect::Peer;
+use super::socket::Duplex;
 use crate::budget::Charge;
 use crate::envelope::Payload;
 use crate::handler::HandlerError;
@@ -41,6 +42,8 @@ pub(super) struct Link {
     closed: AtomicBool,
     /// Where the server is, for a cancel request.
     peer: Peer,
+    /// The socket, to ask the kernel whether the server sent an idle connection anything.
+    socket: Arc<dyn Duplex>,
 }
 
 /// A statement counted in flight on its link until dropped (also when cancelled).
@@ -71,11 +74,12 @@ pub(super) fn micros_since(epoch: Instant) -> u64 {
 }
 
 impl Link {
-    /// A link over a connection to `peer` just opened, known good at `checked`.
-    pub(super) fn new(client: Client, peer: Peer, checked: u64) -> Link {
+    /// A link over a connection to `peer` just opened on `socket`, known good at `checked`.
+    pub(super) fn new(client: Client, peer: Peer, socket: Arc<dyn Duplex>, checked: u64) -> Link {
         Link {
             client,
             peer,
+            socket,
             stalled: AtomicBool::new(false),
             retired: AtomicBool::new(false),
             closed: AtomicBool::new(false),
@@ -125,6 +129,13 @@ impl Link {
 
     /// When (µs on the pool's clock) a statement last finished here, or the link last
     /// went from idle to busy.
+    /// Whether the server sent this connection something not yet read (while idle that
+    /// is its farewell, most likely: it ended the session), asking the kernel, not the
+    /// reactor, which may not have reported it yet.
+    pub(super) fn was_sent_something(&self) -> bool {
+        self.socket.has_bytes_waiting()
+    }
+
     pub(super) fn progress(&self) -> u64 {
         self.progress.load(Ordering::Relaxed)
     }

@@ -74,11 +74,11 @@ impl Pool {
         let opened = connect::open(&self.config).await;
         let mut open = self.state();
         open.openings.retain(|other| !Arc::ptr_eq(other, opening));
-        let (client, connection, peer) = opened.map_err(|error| error.to_string())?;
+        let (client, connection, peer, socket) = opened.map_err(|error| error.to_string())?;
         if open.stopped {
             return Err(stopped().to_string());
         }
-        let link = Arc::new(Link::new(client, peer, lost));
+        let link = Arc::new(Link::new(client, peer, socket, lost));
         let watch = self
             .deadline
             .map(|deadline| Watch::new(Arc::downgrade(&link), deadline, self.epoch));

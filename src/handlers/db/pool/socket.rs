@@ -18,12 +18,15 @@
 //! what is already there), so nothing waits for them.
 
 use std::io::{self, Read, Write};
+use std::mem::MaybeUninit;
+use std::os::fd::AsFd;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll, ready};
 
 use futures_lite::io::{AsyncRead, AsyncWrite};
 use smol::Async;
+use socket2::SockRef;
 use tokio::io::ReadBuf;
 
 /// The smallest and largest read offered.
@@ -39,12 +42,21 @@ pub(super) trait Duplex: Send + Sync {
     /// Ready once the reactor has reported the socket readable since the last call that
     /// returned ready; pending (and registered for a wake-up) until then.
     fn poll_readable(&self, cx: &mut Context<'_>) -> Poll<io::Result<()>>;
+    /// Whether bytes (or the end of the stream) wait to be read now, asked of the kernel
+    /// itself: the reactor may not have reported them yet.
+    fn has_bytes_waiting(&self) -> bool;
 }
 
-impl<T: Send + Sync> Duplex for Async<T>
+impl<T: Send + Sync + AsFd> Duplex for Async<T>
 where
     for<'a> &'a T: Read + Write,
 {
+    fn has_bytes_waiting(&self) -> bool {
+        let mut byte = [MaybeUninit::<u8>::uninit()];
+        // The socket is non-blocking: nothing waiting is `WouldBlock`; the end is Ok(0).
+        SockRef::from(self.get_ref()).peek(&mut byte).is_ok()
+    }
+
     fn poll_read(&self, cx: &mut Context<'_>, buf: &mut [u8]) -> Poll<io::Result<usize>> {
         Pin::new(&mut &*self).poll_read(cx, buf)
     }
