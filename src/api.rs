@@ -51,7 +51,8 @@ pub use connections::{MAX_CONNECTIONS, RESERVE};
 pub const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 /// How long a client may take to send a request's headers, at most.
 const HEADER_TIMEOUT: Duration = Duration::from_secs(10);
-/// How long a connection served from the reserve may take to send its headers.
+/// How long a connection served from the reserve may take to send its headers (or a
+/// body it is refused).
 const RESERVE_HEADER_TIMEOUT: Duration = Duration::from_secs(2);
 /// How long a response may wait for the client to read it.
 const WRITE_TIMEOUT: Duration = Duration::from_secs(30);
@@ -258,9 +259,14 @@ async fn respond(request: Request<Incoming>, shared: &Shared, reserve: bool) -> 
     let path = request.uri().path().to_owned();
     match (request.method(), path.as_str()) {
         (&Method::POST, "/v1/envelopes") if !reserve => envelopes::envelope(request, shared).await,
-        (&Method::POST, "/v1/envelopes") => busy(
-            "the host serves as many connections as it can; this one answers health probes only",
-        ),
+        (&Method::POST, "/v1/envelopes") => {
+            // Read what the client sends (briefly: the reserve is for probes), so closing
+            // does not reset the connection and lose the answer under the client's feet.
+            body::drain(&mut request.into_body(), RESERVE_HEADER_TIMEOUT).await;
+            busy(
+                "the host serves as many connections as it can; this one answers health probes only",
+            )
+        }
         (&Method::GET, "/health/live") => {
             json(StatusCode::OK, &serde_json::json!({"status": "live"}))
         }

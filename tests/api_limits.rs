@@ -242,3 +242,41 @@ fn many_large_bodies_at_once_stay_inside_the_memory_bound_and_are_all_answered()
     let peak = daemon.peak_rss_kib();
     assert!(peak < 100 * 1024, "peak RSS {peak} KiB");
 }
+
+#[test]
+fn a_post_on_a_reserve_connection_is_refused_and_the_client_reads_why() {
+    let (_fixture, daemon) = listening(&[]);
+    // Every place taken by a request whose body is being read: `100 Continue` comes only
+    // once the host reads the body, so each is known to be in a request, not idle.
+    let busy: Vec<TcpStream> = (0..512)
+        .map(|_| {
+            let mut stream = TcpStream::connect(daemon.addr()).expect("connects");
+            stream
+                .write_all(
+                    b"POST /v1/envelopes HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\nContent-Length: 1000\r\n\r\n",
+                )
+                .expect("sends the headers");
+            stream
+                .set_read_timeout(Some(Duration::from_secs(10)))
+                .expect("a read timeout");
+            let mut continued = [0u8; 25];
+            stream.read_exact(&mut continued).expect("100 Continue");
+            assert!(continued.starts_with(b"HTTP/1.1 100 Continue"));
+            stream
+        })
+        .collect();
+    // A POST from the reserve with a body larger than the sockets' buffers, sent whole
+    // before the answer is read, as simple clients do: the host reads it, so the client
+    // finishes sending and reads why it was refused, instead of a reset connection.
+    let body = vec![b' '; 4 * 1024 * 1024];
+    let mut stream = post_head(&daemon, body.len());
+    stream
+        .write_all(&body)
+        .expect("the host reads the whole body");
+    let (status, answer) = read_response(&mut stream, 10);
+    assert_eq!(status, "HTTP/1.1 503 Service Unavailable", "{answer}");
+    assert!(answer.contains("answers health probes only"), "{answer}");
+    drop(busy);
+    daemon.signal("TERM");
+    assert_eq!(daemon.exit().0, Some(0));
+}
