@@ -24,7 +24,7 @@ mod yaml;
 pub use error::{ContractError, MAX_REPORTED_PROBLEMS, Problem};
 pub use handler_source::{HANDLER_CONTRACT_FILE, HandlerContract, HandlerContractSource};
 pub use model::{Model, ModelField};
-pub use node::{IoOperation, NodeContract, NodeType};
+pub use node::{IoOperation, NodeContract, NodeType, Reach};
 pub use runtime::{HandlerEntry, NodeRef, RuntimeHostContract};
 pub use target::HttpTarget;
 pub use yaml::MAX_CONTRACT_BYTES;

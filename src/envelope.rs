@@ -20,7 +20,7 @@ use serde_json::{Map, Value};
 use time::OffsetDateTime;
 use uuid::Uuid;
 
-use crate::error::ErrorCode;
+use crate::shared::ErrorCode;
 
 pub use error::EnvelopeError;
 pub use response::RequestContext;

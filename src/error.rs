@@ -8,71 +8,14 @@
 
 use std::fmt;
 
-use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use crate::bus::BusError;
 use crate::contract::ContractError;
 use crate::envelope::EnvelopeError;
-use crate::handler::{HandlerError, HandlerType};
-
-/// The stable error codes: the values of `error.code` in error envelopes.
-///
-/// These names are part of the wire format; renaming one breaks users' scripts.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
-pub enum ErrorCode {
-    /// The request is not a valid envelope, or its payload misses what the handler needs.
-    EnvelopeValidationError,
-    /// `target_node` names no node this host loaded.
-    NodeNotFound,
-    /// No handler is registered for the request's handler type.
-    HandlerNotFound,
-    /// The operation is not declared by the node or not supported by the handler.
-    InvalidOperationError,
-    /// The handler tried and failed (I/O error, timeout, server error).
-    HandlerExecutionError,
-    /// The event bus could not take or deliver a message.
-    EventBusError,
-    /// A contract failed to load or validate (start-up only).
-    ContractValidationError,
-    /// The handlers or bus could not be wired as configured (start-up only).
-    ProtocolConfigurationError,
-}
-
-impl ErrorCode {
-    /// Every code.
-    pub const ALL: [ErrorCode; 8] = [
-        ErrorCode::EnvelopeValidationError,
-        ErrorCode::NodeNotFound,
-        ErrorCode::HandlerNotFound,
-        ErrorCode::InvalidOperationError,
-        ErrorCode::HandlerExecutionError,
-        ErrorCode::EventBusError,
-        ErrorCode::ContractValidationError,
-        ErrorCode::ProtocolConfigurationError,
-    ];
-
-    /// The code as it appears on the wire, e.g. `NODE_NOT_FOUND`.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            ErrorCode::EnvelopeValidationError => "ENVELOPE_VALIDATION_ERROR",
-            ErrorCode::NodeNotFound => "NODE_NOT_FOUND",
-            ErrorCode::HandlerNotFound => "HANDLER_NOT_FOUND",
-            ErrorCode::InvalidOperationError => "INVALID_OPERATION_ERROR",
-            ErrorCode::HandlerExecutionError => "HANDLER_EXECUTION_ERROR",
-            ErrorCode::EventBusError => "EVENT_BUS_ERROR",
-            ErrorCode::ContractValidationError => "CONTRACT_VALIDATION_ERROR",
-            ErrorCode::ProtocolConfigurationError => "PROTOCOL_CONFIGURATION_ERROR",
-        }
-    }
-}
-
-impl fmt::Display for ErrorCode {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
+use crate::handler::HandlerError;
+pub use crate::shared::ErrorCode;
+use crate::shared::HandlerType;
 
 /// What went wrong, without the request it went wrong for.
 #[derive(Debug, thiserror::Error)]

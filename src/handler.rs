@@ -13,57 +13,16 @@
 //! handler is given ([`HandlerRequest`]) and may fail with ([`HandlerError`]), and what
 //! it says about itself ([`Description`]). Implementations live in [`crate::handlers`].
 
-use std::collections::BTreeMap;
-use std::fmt;
 use std::sync::Arc;
 
 use futures_lite::future::Boxed;
-use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use crate::budget::Charge;
-use crate::contract::HttpTarget;
+use crate::contract::NodeContract;
 use crate::envelope::Payload;
 use crate::health::HealthReport;
-
-/// The kinds of protocol handler: a closed set, one handler of each kind per host.
-///
-/// Kafka is not a handler type: it is an event bus (`event_bus.kind`).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum HandlerType {
-    /// HTTP client calls (`http.get`, `http.post`).
-    Http,
-    /// PostgreSQL statements (`db.query`, `db.execute`).
-    Db,
-    /// In-process echo and test operations; development and tests only.
-    Local,
-}
-
-impl HandlerType {
-    /// Every handler type, in the order help texts list them.
-    pub const ALL: [HandlerType; 3] = [HandlerType::Http, HandlerType::Db, HandlerType::Local];
-
-    /// The name used in contracts, envelopes and operation prefixes.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            HandlerType::Http => "http",
-            HandlerType::Db => "db",
-            HandlerType::Local => "local",
-        }
-    }
-
-    /// The handler type named `name`, if there is one.
-    pub fn from_name(name: &str) -> Option<HandlerType> {
-        Self::ALL.into_iter().find(|t| t.as_str() == name)
-    }
-}
-
-impl fmt::Display for HandlerType {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
+pub use crate::shared::{Description, HandlerType};
 
 /// One operation for a handler to run, already routed and authorised by its node.
 #[derive(Clone, Debug)]
@@ -74,8 +33,10 @@ pub struct HandlerRequest {
     pub payload: Payload,
     /// The request's correlation id, for logs.
     pub correlation_id: Uuid,
-    /// For HTTP: the URL prefix the node's contract confines it to, if it declares one.
-    pub target: Option<Arc<HttpTarget>>,
+    /// The contract of the node the request is for, which already allowed it: a handler
+    /// reads its per-node settings there (the http handler, the targets a redirect must
+    /// stay within).
+    pub node: Arc<NodeContract>,
     /// The request's share of the host's memory budget: a handler that reads a large
     /// reply grows it first ([`Charge::try_grow`]) and fails if it cannot.
     pub charge: Charge,
@@ -127,25 +88,6 @@ impl HandlerError {
             available,
         }
     }
-}
-
-/// What a handler says about itself: `describe()`, and the body of its `handler_contract.yaml`.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct Description {
-    /// The handler's type.
-    pub handler_type: HandlerType,
-    /// The handler implementation's version.
-    pub version: String,
-    /// Every operation it accepts, dotted (`http.get`).
-    pub supported_operations: Vec<String>,
-    /// Payload fields every request must carry.
-    pub required_payload_fields: Vec<String>,
-    /// The fields of a successful response payload, with their JSON types.
-    pub response_shape: BTreeMap<String, String>,
-    /// Fixed limits (timeouts, sizes, pool size), by name.
-    #[serde(default)]
-    pub limits: BTreeMap<String, u64>,
 }
 
 /// A protocol handler: one per type per host, shared by every node that uses it.

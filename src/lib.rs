@@ -44,6 +44,7 @@ pub mod logging;
 pub mod metrics;
 pub mod runtime;
 pub mod serve;
+pub mod shared;
 pub mod stdio;
 pub mod wiring;
 

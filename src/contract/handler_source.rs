@@ -15,7 +15,7 @@ use super::error::{ContractError, Problems};
 use super::names::{check_required, check_schema_version, handler_type};
 use super::yaml::{self, line_of};
 use crate::envelope::operation_domain;
-use crate::handler::Description;
+use crate::shared::Description;
 
 /// The file name a handler contract has.
 pub const HANDLER_CONTRACT_FILE: &str = "handler_contract.yaml";

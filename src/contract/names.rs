@@ -5,7 +5,7 @@ use serde_saphyr::Spanned;
 use super::SCHEMA_VERSION;
 use super::error::Problems;
 use super::yaml::line_of;
-use crate::handler::HandlerType;
+use crate::shared::HandlerType;
 
 /// The handler type named by `name`, or a problem saying why it is refused.
 pub(super) fn handler_type(name: &Spanned<String>, problems: &mut Problems) -> Option<HandlerType> {

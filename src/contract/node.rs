@@ -18,7 +18,7 @@ use super::names::{check_required, check_schema_version, check_slug, handler_typ
 use super::target::HttpTarget;
 use super::yaml::{self, line_of};
 use crate::envelope::operation_domain;
-use crate::handler::HandlerType;
+use crate::shared::HandlerType;
 
 /// The kinds of node a contract may declare (the `_GENERIC` variants).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Deserialize)]
@@ -68,6 +68,17 @@ pub struct IoOperation {
     pub target: Option<Arc<HttpTarget>>,
     /// The entry's line in the node contract.
     pub line: Option<u64>,
+}
+
+/// Where a node's contract lets an operation reach a URL ([`NodeContract::reach`]).
+#[derive(Debug, PartialEq, Eq)]
+pub enum Reach<'a> {
+    /// Anywhere: an entry declaring the operation has no target.
+    Anywhere,
+    /// Under this target, the first declared one that admits the URL.
+    Within(&'a HttpTarget),
+    /// Outside every declared target (these).
+    Outside(Vec<&'a Arc<HttpTarget>>),
 }
 
 /// A validated node contract.
@@ -179,6 +190,27 @@ impl NodeContract {
         self.io_operations
             .iter()
             .filter(move |entry| entry.operations.iter().any(|op| op == operation))
+    }
+
+    /// Where the node's contract lets `operation` reach `url`: anywhere when an entry
+    /// declaring the operation has no `target`, else under the first declared target that
+    /// admits the URL, if any.
+    pub fn reach(&self, operation: &str, url: &str) -> Reach<'_> {
+        let declaring = self
+            .io_operations
+            .iter()
+            .filter(|entry| entry.operations.iter().any(|op| op == operation));
+        let mut targets = Vec::new();
+        for entry in declaring {
+            match &entry.target {
+                None => return Reach::Anywhere,
+                Some(target) => targets.push(target),
+            }
+        }
+        match targets.iter().find(|target| target.admits(url)) {
+            Some(target) => Reach::Within(target),
+            None => Reach::Outside(targets),
+        }
     }
 
     /// Every operation the node declares for `handler_type`.

@@ -16,7 +16,7 @@ use super::names::{check_required, check_schema_version, check_slug, handler_typ
 use super::node::NodeContract;
 use super::yaml::{self, line_of};
 use crate::bus::{BusKind, Topic};
-use crate::handler::HandlerType;
+use crate::shared::HandlerType;
 
 /// A handler the contract enables, with the line that enables it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

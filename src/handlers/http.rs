@@ -28,6 +28,7 @@ use isahc::http::{HeaderMap, Method};
 use serde_json::Value;
 use url::Url;
 
+use crate::contract::{HttpTarget, Reach};
 use crate::envelope::Payload;
 use crate::handler::{Description, Handler, HandlerError, HandlerRequest, HandlerType};
 use crate::health::HealthReport;
@@ -117,7 +118,7 @@ impl Handler for HttpHandler {
             let client =
                 client.ok_or_else(|| HandlerError::execution("the http handler is not running"))?;
             let call = call_of(&request)?;
-            let target = request.target.as_deref();
+            let target = confinement(&request)?;
             let fetched = transfer::send(&client, call, target, &request.charge, timeout).await?;
             Ok(Some(response_payload(fetched)))
         })
@@ -160,6 +161,24 @@ impl Handler for HttpHandler {
 }
 
 /// Reads the call a request asks for, refusing what cannot be sent.
+/// The target the node's contract confines the request's URL, and every redirect, to:
+/// none when it declares the operation without one.
+fn confinement(request: &HandlerRequest) -> Result<Option<&HttpTarget>, HandlerError> {
+    let url = request.payload.get("url").and_then(Value::as_str);
+    match request
+        .node
+        .reach(&request.operation, url.unwrap_or_default())
+    {
+        Reach::Anywhere => Ok(None),
+        Reach::Within(target) => Ok(Some(target)),
+        // The node refuses such a request before it reaches the handler; never send it.
+        Reach::Outside(_) => Err(HandlerError::InvalidPayload(format!(
+            "the URL lies outside every target node '{}' declares for {}",
+            request.node.name, request.operation
+        ))),
+    }
+}
+
 fn call_of(request: &HandlerRequest) -> Result<Call, HandlerError> {
     let method = match request.operation.as_str() {
         "http.get" => Method::GET,

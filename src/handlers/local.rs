@@ -114,7 +114,9 @@ impl Handler for LocalHandler {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::contract::{NodeContract, NodeType};
     use serde_json::json;
+    use std::sync::Arc;
     use uuid::Uuid;
 
     fn request(operation: &str, payload: Value) -> HandlerRequest {
@@ -122,7 +124,17 @@ mod tests {
             operation: operation.to_owned(),
             payload: payload.as_object().cloned().unwrap_or_default(),
             correlation_id: Uuid::nil(),
-            target: None,
+            node: Arc::new(NodeContract {
+                path: "echo.yaml".into(),
+                name: "echo".into(),
+                node_version: "1.0.0".into(),
+                node_type: NodeType::EffectGeneric,
+                description: None,
+                input_model: None,
+                output_model: None,
+                io_operations: Vec::new(),
+                dependencies: Vec::new(),
+            }),
             charge: crate::budget::Charge::unlimited(),
         }
     }

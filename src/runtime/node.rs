@@ -10,7 +10,7 @@ use serde_json::Value;
 
 use super::NodeRuntime;
 use crate::budget::Charge;
-use crate::contract::{HttpTarget, NodeContract, NodeType};
+use crate::contract::{NodeContract, NodeType, Reach};
 use crate::envelope::{EnvelopeError, Payload, RequestContext};
 use crate::error::{ErrorKind, RuntimeHostError};
 use crate::handler::HandlerRequest;
@@ -18,13 +18,16 @@ use crate::handler::HandlerRequest;
 /// One node hosted by a runtime, described by its node contract.
 #[derive(Clone, Debug)]
 pub struct NodeInstance {
-    contract: NodeContract,
+    /// Shared with every request it hands a handler, which may read its own settings there.
+    contract: Arc<NodeContract>,
 }
 
 impl NodeInstance {
     /// The node described by `contract`.
     pub fn new(contract: NodeContract) -> Self {
-        NodeInstance { contract }
+        NodeInstance {
+            contract: Arc::new(contract),
+        }
     }
 
     /// The node's slug.
@@ -53,50 +56,42 @@ impl NodeInstance {
     ) -> Result<Option<Payload>, RuntimeHostError> {
         let fail = |kind| RuntimeHostError::new(kind, context.error_context());
         let operation = context.operation.clone().unwrap_or_default();
-        let target = self.authorize(&operation, &payload).map_err(fail)?;
+        self.authorize(&operation, &payload).map_err(fail)?;
         let request = HandlerRequest {
             operation,
             payload,
             correlation_id: context.correlation_id,
-            target,
+            node: Arc::clone(&self.contract),
             charge,
         };
         runtime.execute_with_handler(context, request).await
     }
 
     /// Step 3: the operation must be declared, and an HTTP URL must lie under a declared
-    /// target where the declaring entries have one. Returns the target that admitted it.
-    fn authorize(
-        &self,
-        operation: &str,
-        payload: &Payload,
-    ) -> Result<Option<Arc<HttpTarget>>, ErrorKind> {
+    /// target where the declaring entries have one.
+    fn authorize(&self, operation: &str, payload: &Payload) -> Result<(), ErrorKind> {
         let not_declared = |reason: String| ErrorKind::NotDeclared {
             node: self.slug().to_owned(),
             reason,
             available: self.contract.operations_of(None),
         };
-        let entries: Vec<_> = self.contract.entries_for(operation).collect();
-        if entries.is_empty() {
+        if self.contract.entries_for(operation).next().is_none() {
             return Err(not_declared(format!("operation '{operation}'")));
         }
-        if entries.iter().any(|entry| entry.target.is_none()) {
-            return Ok(None);
-        }
-        let Some(url) = payload.get("url").and_then(Value::as_str) else {
-            return Err(ErrorKind::Envelope(EnvelopeError::Invalid {
+        let url = payload.get("url").and_then(Value::as_str);
+        match (self.contract.reach(operation, url.unwrap_or_default()), url) {
+            (Reach::Anywhere, _) | (Reach::Within(_), Some(_)) => Ok(()),
+            (_, None) => Err(ErrorKind::Envelope(EnvelopeError::Invalid {
                 field: "payload",
                 reason: format!("'{operation}' needs a string 'url'"),
-            }));
-        };
-        let targets = entries.iter().filter_map(|entry| entry.target.as_ref());
-        if let Some(target) = targets.clone().find(|target| target.admits(url)) {
-            return Ok(Some(Arc::clone(target)));
+            })),
+            (Reach::Outside(targets), Some(_)) => {
+                let targets: Vec<&str> = targets.iter().map(|target| target.as_str()).collect();
+                Err(not_declared(format!(
+                    "the requested URL for '{operation}': it lies outside {}",
+                    targets.join(", ")
+                )))
+            }
         }
-        let targets: Vec<&str> = targets.map(|target| target.as_str()).collect();
-        Err(not_declared(format!(
-            "the requested URL for '{operation}': it lies outside {}",
-            targets.join(", ")
-        )))
     }
 }
