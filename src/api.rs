@@ -38,7 +38,7 @@ use smol::{Async, Executor, Timer};
 use smol_hyper::rt::{FuturesIo, SmolTimer};
 
 use crate::budget::Charge;
-use crate::error::{ErrorKind, RuntimeHostError};
+use crate::error::HostError;
 use crate::host::RuntimeHost;
 use crate::latch::Latch;
 use connections::{Admitted, Connections};
@@ -63,8 +63,8 @@ const READ_BUFFER: usize = 64 * 1024;
 const LAST_WRITE: Duration = Duration::from_secs(2);
 
 /// Binds the API's listening socket (before the host starts, so probes see it starting).
-pub fn bind(addr: SocketAddr) -> Result<Async<TcpListener>, RuntimeHostError> {
-    let listener = Async::<TcpListener>::bind(addr).map_err(|source| ErrorKind::Io {
+pub fn bind(addr: SocketAddr) -> Result<Async<TcpListener>, HostError> {
+    let listener = Async::<TcpListener>::bind(addr).map_err(|source| HostError::Io {
         doing: "binding the HTTP API address (is it in use?)",
         source,
     })?;

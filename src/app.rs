@@ -11,7 +11,7 @@ use crate::busy_poll::BusyPoll;
 use crate::cli::{self, Command, Options};
 use crate::contract::RuntimeHostContract;
 use crate::envelope::Stamp;
-use crate::error::{ErrorKind, RuntimeHostError};
+use crate::error::HostError;
 use crate::logging;
 use crate::serve::{self, Edges};
 use crate::wiring::{self, Profile};
@@ -63,8 +63,8 @@ pub fn main(profile: Profile) -> ExitCode {
             ExitCode::FAILURE
         }
         Err(error) => {
-            match error.kind() {
-                ErrorKind::Contract(contract) => eprintln!("{contract}"),
+            match &error {
+                HostError::Contract(contract) => eprintln!("{contract}"),
                 _ => eprintln!("{binary}: {}", error.message_chain()),
             }
             ExitCode::FAILURE
@@ -78,7 +78,7 @@ async fn run(
     profile: Profile,
     options: &Options,
     executor: &Arc<Executor<'static>>,
-) -> Result<u64, RuntimeHostError> {
+) -> Result<u64, HostError> {
     log::info!("Runtime host initializing...");
     log::info!("Loading contract: {}", options.contract.display());
     let contract = RuntimeHostContract::load(&options.contract)?;

@@ -1,23 +1,28 @@
-//! The runtime host's error taxonomy, and the one place where an error becomes a stable code.
+//! The errors of the host, split by who sees them.
 //!
-//! Each module owns the errors of its own operations ([`ContractError`],
-//! [`HandlerError`], [`BusError`], [`EnvelopeError`]); [`RuntimeHostError`] wraps them
-//! with the context every error envelope must carry (correlation id, handler type,
-//! operation) and maps each to the [`ErrorCode`] users see in `error.code`.
-//! Building the error envelope itself is [`crate::envelope`]'s job.
+//! - A [`RequestError`] is about one request, and its caller sees it: it becomes the
+//!   `error` of the response envelope ([`RequestError::to_body`]), with the stable
+//!   [`ErrorCode`] this module alone assigns.
+//! - A [`HostError`] is about the host process (a contract that does not load, a bus that
+//!   cannot be opened, its own input or output failing): the operator sees it on standard
+//!   error, and the process exits with status 1.
+//!
+//! Each module owns the errors of its own operations ([`crate::contract::ContractError`],
+//! [`HandlerError`], [`crate::bus::BusError`], [`EnvelopeError`]); this one wraps them.
+
+mod host;
 
 use std::fmt;
 
 use uuid::Uuid;
 
-use crate::bus::BusError;
-use crate::contract::ContractError;
-use crate::envelope::EnvelopeError;
+use crate::envelope::{EnvelopeError, ErrorBody, Payload, RequestContext};
 use crate::handler::HandlerError;
 pub use crate::shared::ErrorCode;
 use crate::shared::HandlerType;
+pub use host::HostError;
 
-/// What went wrong, without the request it went wrong for.
+/// What went wrong with a request, without the request it went wrong for.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum ErrorKind {
@@ -59,9 +64,6 @@ pub enum ErrorKind {
         #[source]
         source: HandlerError,
     },
-    /// The event bus failed.
-    #[error("event bus")]
-    Bus(#[from] BusError),
     /// The shutdown grace ran out before the request was finished (or started).
     #[error("{}", if *started {
         "the host shut down before this request finished; it may or may not have taken effect"
@@ -72,21 +74,6 @@ pub enum ErrorKind {
         /// Whether a handler had started on it.
         started: bool,
     },
-    /// Reading or writing the host's own input or output failed.
-    #[error("{doing}")]
-    Io {
-        /// What the host was doing, e.g. `reading standard input`.
-        doing: &'static str,
-        /// The I/O error.
-        #[source]
-        source: std::io::Error,
-    },
-    /// A contract failed to load or validate.
-    #[error(transparent)]
-    Contract(#[from] ContractError),
-    /// Handlers or the bus could not be wired.
-    #[error("protocol configuration: {0}")]
-    ProtocolConfiguration(String),
 }
 
 impl ErrorKind {
@@ -103,9 +90,6 @@ impl ErrorKind {
                 HandlerError::Execution { .. } => ErrorCode::HandlerExecutionError,
             },
             ErrorKind::ShutDown { .. } => ErrorCode::HandlerExecutionError,
-            ErrorKind::Bus(_) | ErrorKind::Io { .. } => ErrorCode::EventBusError,
-            ErrorKind::Contract(_) => ErrorCode::ContractValidationError,
-            ErrorKind::ProtocolConfiguration(_) => ErrorCode::ProtocolConfigurationError,
         }
     }
 
@@ -145,11 +129,22 @@ pub struct ErrorContext {
     pub operation: Option<String>,
 }
 
-/// Any failure of the runtime host: a kind plus the request context it happened in.
+impl ErrorContext {
+    /// The context an error about the request `context` describes carries.
+    pub fn of(context: &RequestContext) -> Self {
+        ErrorContext {
+            correlation_id: Some(context.correlation_id),
+            handler_type: context.handler_type.clone(),
+            operation: context.operation.clone(),
+        }
+    }
+}
+
+/// A request's failure: a kind plus the request context it happened in.
 ///
-/// Boxed, so that `Result<_, RuntimeHostError>` stays one pointer wide on the hot path.
+/// Boxed, so that `Result<_, RequestError>` stays one pointer wide on the hot path.
 #[derive(Debug)]
-pub struct RuntimeHostError(Box<Inner>);
+pub struct RequestError(Box<Inner>);
 
 #[derive(Debug)]
 struct Inner {
@@ -157,15 +152,32 @@ struct Inner {
     context: ErrorContext,
 }
 
-impl RuntimeHostError {
+impl RequestError {
     /// An error of `kind` with the request `context` it belongs to.
     pub fn new(kind: ErrorKind, context: ErrorContext) -> Self {
-        RuntimeHostError(Box::new(Inner { kind, context }))
+        RequestError(Box::new(Inner { kind, context }))
     }
 
-    /// An error with no request context (start-up and configuration failures).
+    /// An error with no request context.
     pub fn without_context(kind: ErrorKind) -> Self {
         Self::new(kind, ErrorContext::default())
+    }
+
+    /// The `error` of the response envelope that reports it.
+    pub fn to_body(&self) -> ErrorBody {
+        let mut details = Payload::new();
+        if let Some((name, values)) = self.kind().detail() {
+            let values = values.into_iter().map(serde_json::Value::String).collect();
+            details.insert(name.to_owned(), serde_json::Value::Array(values));
+        }
+        let context = self.context();
+        ErrorBody {
+            code: self.code(),
+            message: self.message_chain(),
+            handler_type: context.handler_type.clone(),
+            operation: context.operation.clone(),
+            details,
+        }
     }
 
     /// What went wrong.
@@ -188,44 +200,46 @@ impl RuntimeHostError {
     /// It stops at what a handler reported: a handler's message is written to be shown to
     /// callers, while the errors beneath it (a client library's) are for the host's logs.
     pub fn message_chain(&self) -> String {
-        self.chain(true)
+        causes(self, true)
     }
 
     /// Every cause, handlers' included, for the host's own logs.
     pub fn full_chain(&self) -> String {
-        self.chain(false)
-    }
-
-    fn chain(&self, stop_at_handler: bool) -> String {
-        let mut message = self.to_string();
-        let mut cause = std::error::Error::source(self);
-        while let Some(error) = cause {
-            message.push_str(": ");
-            message.push_str(&error.to_string());
-            if stop_at_handler && error.downcast_ref::<HandlerError>().is_some() {
-                break;
-            }
-            cause = error.source();
-        }
-        message
+        causes(self, false)
     }
 }
 
-impl fmt::Display for RuntimeHostError {
+/// `error`'s message and its causes', joined by `": "`; with `stop_at_handler`, none
+/// beneath what a handler reported.
+fn causes(error: &dyn std::error::Error, stop_at_handler: bool) -> String {
+    let mut message = error.to_string();
+    let mut cause = error.source();
+    while let Some(error) = cause {
+        message.push_str(": ");
+        message.push_str(&error.to_string());
+        if stop_at_handler && error.downcast_ref::<HandlerError>().is_some() {
+            break;
+        }
+        cause = error.source();
+    }
+    message
+}
+
+impl fmt::Display for RequestError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         fmt::Display::fmt(&self.0.kind, f)
     }
 }
 
-impl std::error::Error for RuntimeHostError {
+impl std::error::Error for RequestError {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
         self.0.kind.source()
     }
 }
 
-impl<E: Into<ErrorKind>> From<E> for RuntimeHostError {
+impl<E: Into<ErrorKind>> From<E> for RequestError {
     fn from(error: E) -> Self {
-        RuntimeHostError::without_context(error.into())
+        RequestError::without_context(error.into())
     }
 }
 
@@ -244,11 +258,22 @@ mod tests {
 
     #[test]
     fn message_chain_joins_causes_once() {
-        let error = RuntimeHostError::from(ErrorKind::Handler {
+        let error = RequestError::from(ErrorKind::Handler {
             handler_type: HandlerType::Local,
             source: HandlerError::execution("requested failure"),
         });
         assert_eq!(error.message_chain(), "handler 'local': requested failure");
         assert_eq!(error.code(), ErrorCode::HandlerExecutionError);
+    }
+
+    #[test]
+    fn an_envelope_error_reads_the_same_from_the_envelope_and_from_the_taxonomy() {
+        let error = EnvelopeError::Missing(vec!["operation"]);
+        let from_taxonomy = RequestError::from(ErrorKind::Envelope(error.clone())).to_body();
+        assert_eq!(error.body(), from_taxonomy);
+        assert_eq!(
+            from_taxonomy.message,
+            "invalid envelope: missing required fields: operation"
+        );
     }
 }

@@ -24,7 +24,7 @@ use crate::budget::{Budget, Charge};
 use crate::bus::{EventBus, Subscription, Topic};
 use crate::envelope::parse::parse_request;
 use crate::envelope::{Envelope, EnvelopeError, Request, RequestContext};
-use crate::error::{ErrorKind, RuntimeHostError};
+use crate::error::{ErrorContext, ErrorKind, HostError, RequestError};
 use crate::metrics::Metrics;
 use crate::runtime::NodeRuntime;
 use crate::wiring::handler_name;
@@ -173,10 +173,10 @@ impl RuntimeHost {
 
     /// Initialises every handler once, subscribes to the input topic and starts the bus;
     /// the host is ready afterwards.
-    pub async fn start(&self) -> Result<Subscription, RuntimeHostError> {
+    pub async fn start(&self) -> Result<Subscription, HostError> {
         for handler in self.runtime.handlers() {
             handler.initialize().await.map_err(|source| {
-                ErrorKind::ProtocolConfiguration(format!(
+                HostError::Configuration(format!(
                     "{} failed to initialise: {source}",
                     handler_name(handler.handler_type())
                 ))
@@ -208,8 +208,8 @@ impl RuntimeHost {
     /// The failure response for a request refused or cut short by shutdown: `started`
     /// says whether a handler had begun on it.
     pub fn refuse(&self, context: RequestContext, started: bool) -> Envelope {
-        let error = RuntimeHostError::new(ErrorKind::ShutDown { started }, context.error_context());
-        let response = context.respond(Err(error), self.runtime.stamp());
+        let error = RequestError::new(ErrorKind::ShutDown { started }, ErrorContext::of(&context));
+        let response = context.respond(Err(error.to_body()), self.runtime.stamp());
         self.metrics.answered(&response, Duration::ZERO);
         log_outcome(&response);
         response
@@ -277,8 +277,8 @@ impl RuntimeHost {
             correlation_id: stamp.next_id(),
             ..RequestContext::default()
         };
-        let error = RuntimeHostError::new(ErrorKind::Envelope(error), context.error_context());
-        let response = context.respond(Err(error), stamp);
+        let error = RequestError::new(ErrorKind::Envelope(error), ErrorContext::of(&context));
+        let response = context.respond(Err(error.to_body()), stamp);
         self.metrics.received(&response);
         self.metrics.answered(&response, Duration::ZERO);
         log_outcome(&response);

@@ -56,5 +56,5 @@ pub mod wiring;
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 pub use envelope::Envelope;
-pub use error::{ErrorCode, RuntimeHostError};
+pub use error::{ErrorCode, HostError, RequestError};
 pub use handler::{Handler, HandlerType};

@@ -17,7 +17,7 @@ pub use node::NodeInstance;
 
 use crate::budget::Charge;
 use crate::envelope::{Envelope, Payload, Request, RequestContext, Stamp};
-use crate::error::{ErrorKind, RuntimeHostError};
+use crate::error::{ErrorContext, ErrorKind, HostError, RequestError};
 use crate::handler::{Handler, HandlerRequest, HandlerType};
 
 /// Hosts node instances and the handlers they use; routes envelopes between them.
@@ -38,26 +38,24 @@ impl NodeRuntime {
     }
 
     /// Registers `handler`; a second handler of the same type is refused.
-    pub fn register_handler(&mut self, handler: Box<dyn Handler>) -> Result<(), RuntimeHostError> {
+    pub fn register_handler(&mut self, handler: Box<dyn Handler>) -> Result<(), HostError> {
         let handler_type = handler.handler_type();
         if self.handlers.contains_key(&handler_type) {
-            return Err(ErrorKind::ProtocolConfiguration(format!(
+            return Err(HostError::Configuration(format!(
                 "a '{handler_type}' handler is already registered; MVP runs one handler per type"
-            ))
-            .into());
+            )));
         }
         self.handlers.insert(handler_type, handler);
         Ok(())
     }
 
     /// Registers `node`; a second node with the same slug is refused.
-    pub fn register_node(&mut self, node: NodeInstance) -> Result<(), RuntimeHostError> {
+    pub fn register_node(&mut self, node: NodeInstance) -> Result<(), HostError> {
         if self.nodes.contains_key(node.slug()) {
-            return Err(ErrorKind::ProtocolConfiguration(format!(
+            return Err(HostError::Configuration(format!(
                 "node '{}' is already registered",
                 node.slug()
-            ))
-            .into());
+            )));
         }
         self.nodes.insert(node.slug().to_owned(), node);
         Ok(())
@@ -87,8 +85,8 @@ impl NodeRuntime {
             Err((mut envelope, error)) => {
                 let mut context = RequestContext::take(&mut envelope);
                 let error =
-                    RuntimeHostError::new(ErrorKind::Envelope(error), context.error_context());
-                context.answer(Err(error), &self.stamp, &mut envelope);
+                    RequestError::new(ErrorKind::Envelope(error), ErrorContext::of(&context));
+                context.answer(Err(error.to_body()), &self.stamp, &mut envelope);
                 envelope
             }
         }
@@ -110,6 +108,7 @@ impl NodeRuntime {
         let outcome = self
             .dispatch(&context, payload.unwrap_or_default(), charge)
             .await;
+        let outcome = outcome.map_err(|error| error.to_body());
         context.answer(outcome, &self.stamp, &mut envelope);
         envelope
     }
@@ -120,15 +119,15 @@ impl NodeRuntime {
         context: &RequestContext,
         payload: Payload,
         charge: Charge,
-    ) -> Result<Option<Payload>, RuntimeHostError> {
+    ) -> Result<Option<Payload>, RequestError> {
         let slug = context.target_node.as_deref().unwrap_or_default();
         let Some(node) = self.nodes.get(slug) else {
-            return Err(RuntimeHostError::new(
+            return Err(RequestError::new(
                 ErrorKind::NodeNotFound {
                     node: slug.to_owned(),
                     available: self.nodes.keys().cloned().collect(),
                 },
-                context.error_context(),
+                ErrorContext::of(context),
             ));
         };
         node.handle(self, context, payload, charge).await
@@ -139,26 +138,26 @@ impl NodeRuntime {
         &self,
         context: &RequestContext,
         request: HandlerRequest,
-    ) -> Result<Option<Payload>, RuntimeHostError> {
+    ) -> Result<Option<Payload>, RequestError> {
         let requested = context.handler_type.as_deref().unwrap_or_default();
         let found = HandlerType::from_name(requested)
             .and_then(|handler_type| self.handlers.get(&handler_type));
         let Some(handler) = found else {
-            return Err(RuntimeHostError::new(
+            return Err(RequestError::new(
                 ErrorKind::HandlerNotFound {
                     handler_type: requested.to_owned(),
                     available: self.handlers.keys().copied().collect(),
                 },
-                context.error_context(),
+                ErrorContext::of(context),
             ));
         };
         handler.execute(request).await.map_err(|source| {
-            let error = RuntimeHostError::new(
+            let error = RequestError::new(
                 ErrorKind::Handler {
                     handler_type: handler.handler_type(),
                     source,
                 },
-                context.error_context(),
+                ErrorContext::of(context),
             );
             log::debug!(
                 correlation_id:% = context.correlation_id;

@@ -19,7 +19,7 @@ use futures_lite::{StreamExt, future};
 use smol::{Executor, Timer};
 
 use crate::api::{self, Api};
-use crate::error::{ErrorKind, RuntimeHostError};
+use crate::error::HostError;
 use crate::host::RuntimeHost;
 use crate::latch::Latch;
 use crate::stdio;
@@ -43,7 +43,7 @@ pub async fn serve(
     host: Arc<RuntimeHost>,
     edges: &Edges,
     executor: &Arc<Executor<'static>>,
-) -> Result<u64, RuntimeHostError> {
+) -> Result<u64, HostError> {
     let (draining, deadline) = (Latch::new(), Latch::new());
     watch_signals(executor, &draining, &deadline)?;
     let api = match edges.listen {
@@ -108,9 +108,9 @@ fn watch_signals(
     executor: &Executor<'static>,
     draining: &Latch,
     deadline: &Latch,
-) -> Result<(), RuntimeHostError> {
+) -> Result<(), HostError> {
     let mut signals =
-        Signals::new([Signal::Term, Signal::Int]).map_err(|source| ErrorKind::Io {
+        Signals::new([Signal::Term, Signal::Int]).map_err(|source| HostError::Io {
             doing: "installing the SIGTERM and SIGINT handlers",
             source,
         })?;

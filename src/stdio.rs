@@ -19,7 +19,7 @@ use futures_lite::{StreamExt, future, ready, stream};
 
 use crate::bus::Subscription;
 use crate::envelope::MAX_ENVELOPE_BYTES;
-use crate::error::{ErrorKind, RuntimeHostError};
+use crate::error::HostError;
 use crate::host::RuntimeHost;
 use crate::latch::Latch;
 
@@ -33,7 +33,7 @@ pub async fn feed<R: AsyncBufRead + Unpin>(
     mut reader: R,
     stop: &Latch,
     total: Sender<u64>,
-) -> Result<u64, RuntimeHostError> {
+) -> Result<u64, HostError> {
     let mut line = Vec::new();
     let mut sent = 0u64;
     // One wait for the whole input, raced with each read: a wait per line registered and
@@ -51,11 +51,10 @@ pub async fn feed<R: AsyncBufRead + Unpin>(
         match read.await {
             None | Some(Ok(false)) => break Ok(sent),
             Some(Err(error)) => {
-                break Err(ErrorKind::Io {
+                break Err(HostError::Io {
                     doing: "reading standard input",
                     source: error,
-                }
-                .into());
+                });
             }
             Some(Ok(true)) => {}
         }
@@ -84,16 +83,16 @@ pub async fn write(
     responses: Subscription,
     total: Receiver<u64>,
     output: ends::Output,
-) -> Result<u64, RuntimeHostError> {
+) -> Result<u64, HostError> {
     enum Event {
         Response(Vec<u8>),
         Total(u64),
     }
     let failed = |source| {
-        RuntimeHostError::from(ErrorKind::Io {
+        HostError::Io {
             doing: "writing standard output",
             source,
-        })
+        }
     };
     let ends::Output {
         mut writer,

@@ -13,7 +13,7 @@ use crate::bus::inmemory::InMemoryEventBus;
 use crate::bus::{BusKind, EventBus};
 use crate::contract::{ContractError, Problem, RuntimeHostContract};
 use crate::envelope::Stamp;
-use crate::error::RuntimeHostError;
+use crate::error::HostError;
 use crate::handler::{Handler, HandlerType};
 use crate::handlers::db::HandlerDb;
 use crate::handlers::http::HttpHandler;
@@ -81,7 +81,7 @@ pub fn build_host(
     profile: Profile,
     stamp: Stamp,
     max_in_flight: usize,
-) -> Result<RuntimeHost, RuntimeHostError> {
+) -> Result<RuntimeHost, HostError> {
     check_profile(contract, profile)?;
     let mut runtime = NodeRuntime::new(stamp);
     for entry in &contract.handlers {

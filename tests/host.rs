@@ -197,7 +197,10 @@ fn handlers_are_initialised_once_and_shut_down_exactly_once() {
 fn a_failed_initialisation_still_shuts_every_handler_down_once() {
     let (host, first, second) = counting_host(true);
     let error = within(5, host.start()).err().expect("start fails");
-    assert_eq!(error.code().as_str(), "PROTOCOL_CONFIGURATION_ERROR");
+    assert_eq!(
+        error.code().map(|c| c.as_str()),
+        Some("PROTOCOL_CONFIGURATION_ERROR")
+    );
     assert_eq!(
         error.to_string(),
         "protocol configuration: HandlerDb failed to initialise: cannot reach the server"
@@ -221,7 +224,7 @@ fn a_closed_output_topic_stops_the_host_with_an_event_bus_error() {
             .await
             .expect_err("the response cannot be published")
     });
-    assert_eq!(error.code().as_str(), "EVENT_BUS_ERROR");
+    assert_eq!(error.code().map(|c| c.as_str()), Some("EVENT_BUS_ERROR"));
     within(5, host.shutdown());
 }
 
@@ -271,7 +274,10 @@ fn the_runtime_refuses_a_second_handler_of_a_type() {
     let local = || wiring::build_handler(HandlerType::Local);
     runtime.register_handler(local()).expect("first");
     let error = runtime.register_handler(local()).expect_err("second");
-    assert_eq!(error.code().as_str(), "PROTOCOL_CONFIGURATION_ERROR");
+    assert_eq!(
+        error.code().map(|c| c.as_str()),
+        Some("PROTOCOL_CONFIGURATION_ERROR")
+    );
 }
 
 #[test]

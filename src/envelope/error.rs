@@ -1,5 +1,8 @@
 //! Why a request is not a routable envelope.
 
+use super::{ErrorBody, Payload};
+use crate::shared::ErrorCode;
+
 /// Why a request is not a routable envelope.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
@@ -34,4 +37,19 @@ pub enum EnvelopeError {
         /// Why it is refused and what is expected instead.
         reason: String,
     },
+}
+
+impl EnvelopeError {
+    /// The `error` of the response to a request refused for this reason: the same as the
+    /// request error taxonomy gives it ([`crate::error::ErrorKind::Envelope`]); the
+    /// response fills in the handler type and operation from the request.
+    pub fn body(&self) -> ErrorBody {
+        ErrorBody {
+            code: ErrorCode::EnvelopeValidationError,
+            message: format!("invalid envelope: {self}"),
+            handler_type: None,
+            operation: None,
+            details: Payload::new(),
+        }
+    }
 }

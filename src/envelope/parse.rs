@@ -16,7 +16,6 @@ use super::target::Request;
 use super::{
     ENVELOPE_VERSION, Envelope, EnvelopeError, MAX_ENVELOPE_BYTES, Payload, RequestContext, Stamp,
 };
-use crate::error::{ErrorKind, RuntimeHostError};
 
 mod unreadable;
 use unreadable::reject_unreadable;
@@ -55,11 +54,7 @@ pub struct Rejected {
 impl Rejected {
     /// The error response to the refused request.
     pub fn respond(self, stamp: &Stamp) -> Envelope {
-        let error = RuntimeHostError::new(
-            ErrorKind::Envelope(self.error),
-            self.context.error_context(),
-        );
-        self.context.respond(Err(error), stamp)
+        self.context.respond(Err(self.error.body()), stamp)
     }
 }
 

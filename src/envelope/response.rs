@@ -14,7 +14,6 @@ use uuid::Uuid;
 
 use super::target::handler_type_or_domain;
 use super::{ENVELOPE_VERSION, Envelope, ErrorBody, Payload, Stamp};
-use crate::error::{ErrorContext, RuntimeHostError};
 
 /// What a response needs to know of its request.
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -76,19 +75,10 @@ impl RequestContext {
         }
     }
 
-    /// The context an error about this request carries.
-    pub fn error_context(&self) -> ErrorContext {
-        ErrorContext {
-            correlation_id: Some(self.correlation_id),
-            handler_type: self.handler_type.clone(),
-            operation: self.operation.clone(),
-        }
-    }
-
     /// The response to this request: a result, or an error envelope.
     pub fn respond(
         mut self,
-        outcome: Result<Option<Payload>, RuntimeHostError>,
+        outcome: Result<Option<Payload>, ErrorBody>,
         stamp: &Stamp,
     ) -> Envelope {
         // Every field is overwritten; the placeholders take no id or time from `stamp`.
@@ -122,13 +112,22 @@ impl RequestContext {
     /// build (musl) costs tens of cycles whatever the size.
     pub fn answer(
         &mut self,
-        outcome: Result<Option<Payload>, RuntimeHostError>,
+        outcome: Result<Option<Payload>, ErrorBody>,
         stamp: &Stamp,
         envelope: &mut Envelope,
     ) {
         let (success, payload, error) = match outcome {
             Ok(payload) => (true, payload, None),
-            Err(error) => (false, None, Some(self.error_body(&error))),
+            Err(mut error) => {
+                // What the error does not say of its request, the request does.
+                if error.handler_type.is_none() {
+                    error.handler_type.clone_from(&self.handler_type);
+                }
+                if error.operation.is_none() {
+                    error.operation.clone_from(&self.operation);
+                }
+                (false, None, Some(error))
+            }
         };
         let mut metadata = std::mem::take(&mut self.metadata);
         if let Some(target) = &self.target_node {
@@ -152,31 +151,12 @@ impl RequestContext {
         envelope.success = Some(success);
         envelope.error = error;
     }
-
-    fn error_body(&self, error: &RuntimeHostError) -> ErrorBody {
-        let mut details = Payload::new();
-        if let Some((name, values)) = error.kind().detail() {
-            let values = values.into_iter().map(Value::String).collect();
-            details.insert(name.to_owned(), Value::Array(values));
-        }
-        let context = error.context();
-        ErrorBody {
-            code: error.code(),
-            message: error.message_chain(),
-            handler_type: context
-                .handler_type
-                .clone()
-                .or_else(|| self.handler_type.clone()),
-            operation: context.operation.clone().or_else(|| self.operation.clone()),
-            details,
-        }
-    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::error::{ErrorCode, ErrorKind};
+    use crate::shared::ErrorCode;
     use serde_json::json;
 
     #[test]
@@ -236,18 +216,18 @@ mod tests {
     }
 
     #[test]
-    fn failure_response_has_null_payload_and_a_structured_error() {
+    fn failure_response_has_null_payload_and_the_error_completed_from_its_request() {
         let stamp = Stamp::deterministic(0);
         let request = Envelope::request(&stamp, "ghost", "local.echo", Some(Payload::new()));
         let correlation = request.correlation_id;
         let context = RequestContext::of(&request);
-        let error = RuntimeHostError::new(
-            ErrorKind::NodeNotFound {
-                node: "ghost".into(),
-                available: vec!["node_a".into()],
-            },
-            context.error_context(),
-        );
+        let error = ErrorBody {
+            code: ErrorCode::NodeNotFound,
+            message: "node 'ghost' is not hosted by this runtime".into(),
+            handler_type: None,
+            operation: None,
+            details: Payload::from_iter([("available_nodes".to_owned(), json!(["node_a"]))]),
+        };
         let response = context.respond(Err(error), &stamp);
         assert_eq!(response.success, Some(false));
         assert_eq!(response.payload, None);

@@ -26,7 +26,7 @@ use crate::bus::{BusError, Message, Subscription};
 use crate::envelope::parse::parse_request;
 use crate::envelope::weight::weight;
 use crate::envelope::{Envelope, EnvelopeError, RequestContext};
-use crate::error::RuntimeHostError;
+use crate::error::HostError;
 use crate::latch::Latch;
 
 /// Messages being handled, by sequence number: the message as read and the correlation
@@ -52,7 +52,7 @@ impl RuntimeHost {
         &self,
         mut inputs: Subscription,
         deadline: &Latch,
-    ) -> Result<u64, RuntimeHostError> {
+    ) -> Result<u64, HostError> {
         // Declared before the executor, whose tasks borrow them.
         let pending: Pending = RefCell::new(BTreeMap::new());
         let lost: RefCell<Option<BusError>> = RefCell::new(None);
@@ -257,7 +257,7 @@ impl RuntimeHost {
         held: Option<Message>,
         mut inputs: Subscription,
         pending: Pending,
-    ) -> Result<u64, RuntimeHostError> {
+    ) -> Result<u64, HostError> {
         let running = pending.into_inner();
         let stamp = self.runtime.stamp();
         let mut responses: Vec<Envelope> = running

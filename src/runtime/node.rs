@@ -12,7 +12,7 @@ use super::NodeRuntime;
 use crate::budget::Charge;
 use crate::contract::{NodeContract, NodeType, Reach};
 use crate::envelope::{EnvelopeError, Payload, RequestContext};
-use crate::error::{ErrorKind, RuntimeHostError};
+use crate::error::{ErrorContext, ErrorKind, RequestError};
 use crate::handler::HandlerRequest;
 
 /// One node hosted by a runtime, described by its node contract.
@@ -53,8 +53,8 @@ impl NodeInstance {
         context: &RequestContext,
         payload: Payload,
         charge: Charge,
-    ) -> Result<Option<Payload>, RuntimeHostError> {
-        let fail = |kind| RuntimeHostError::new(kind, context.error_context());
+    ) -> Result<Option<Payload>, RequestError> {
+        let fail = |kind| RequestError::new(kind, ErrorContext::of(context));
         let operation = context.operation.clone().unwrap_or_default();
         self.authorize(&operation, &payload).map_err(fail)?;
         let request = HandlerRequest {
