@@ -111,6 +111,11 @@ pub trait Handler: Send + Sync {
     /// The handler's type.
     fn handler_type(&self) -> HandlerType;
 
+    /// The implementation's name, for the host's logs (e.g. `HttpHandler`).
+    fn name(&self) -> &'static str {
+        self.handler_type().as_str()
+    }
+
     /// Acquires resources (connections, clients); called once, before any `execute`.
     fn initialize(&self) -> Boxed<Result<(), HandlerError>>;
 

@@ -27,7 +27,6 @@ use crate::envelope::{Envelope, EnvelopeError, Request, RequestContext};
 use crate::error::{ErrorContext, ErrorKind, HostError, RequestError};
 use crate::metrics::Metrics;
 use crate::runtime::NodeRuntime;
-use crate::wiring::handler_name;
 
 pub use report::Readiness;
 
@@ -100,13 +99,17 @@ impl RuntimeHost {
         max_in_flight: usize,
     ) -> Self {
         let max_in_flight = max_in_flight.max(1);
+        let described: Vec<_> = runtime
+            .handlers()
+            .map(|handler| handler.describe())
+            .collect();
         RuntimeHost {
             name,
             runtime,
             bus,
             input,
             output,
-            metrics: Metrics::new(),
+            metrics: Metrics::new(&described),
             state: AtomicU8::new(HostState::Starting as u8),
             slots: Semaphore::new(max_in_flight),
             max_in_flight,
@@ -178,7 +181,7 @@ impl RuntimeHost {
             handler.initialize().await.map_err(|source| {
                 HostError::Configuration(format!(
                     "{} failed to initialise: {source}",
-                    handler_name(handler.handler_type())
+                    handler.name()
                 ))
             })?;
         }
@@ -311,10 +314,7 @@ impl RuntimeHost {
         }
         self.set_state(HostState::Draining);
         for handler in self.runtime.handlers() {
-            log::info!(
-                "Shutting down handler: {}",
-                handler_name(handler.handler_type())
-            );
+            log::info!("Shutting down handler: {}", handler.name());
             handler.shutdown().await;
         }
         self.bus.close();

@@ -10,8 +10,8 @@
 //! | `onex_memory_held_bytes`, `onex_memory_budget_bytes` | |
 //!
 //! Label values come from closed sets, never straight from a request, so a caller cannot
-//! grow the registry: an unknown handler type is `unknown`, an operation no handler
-//! supports is `other`.
+//! grow the registry: an unknown handler type is `unknown`, an operation no registered
+//! handler supports (by its description) is `other`.
 
 use std::sync::OnceLock;
 use std::time::Duration;
@@ -26,19 +26,18 @@ use prometheus_client::registry::Registry;
 use crate::envelope::Envelope;
 use crate::envelope::operation_domain;
 use crate::error::ErrorCode;
-use crate::handler::HandlerType;
-use crate::handlers::{db, http, local};
+use crate::handler::{Description, HandlerType};
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct Request {
     handler_type: &'static str,
-    operation: &'static str,
+    operation: String,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct Outcome {
     handler_type: &'static str,
-    operation: &'static str,
+    operation: String,
     outcome: &'static str,
 }
 
@@ -53,6 +52,8 @@ type DurationFamily = Family<Request, Histogram, fn() -> Histogram>;
 #[derive(Debug)]
 pub struct Metrics {
     registry: Registry,
+    /// The operations label values name: every one a registered handler supports.
+    operations: Vec<String>,
     received: Family<Request, Counter>,
     answered: Family<Outcome, Counter>,
     duration: DurationFamily,
@@ -63,15 +64,13 @@ pub struct Metrics {
     memory_budget: Gauge,
 }
 
-impl Default for Metrics {
-    fn default() -> Self {
-        Self::new()
-    }
-}
-
 impl Metrics {
-    /// Fresh, zeroed metrics.
-    pub fn new() -> Self {
+    /// Fresh, zeroed metrics for a host with the handlers `described`.
+    pub fn new(described: &[Description]) -> Self {
+        let operations: Vec<String> = described
+            .iter()
+            .flat_map(|description| description.supported_operations.iter().cloned())
+            .collect();
         let mut registry = Registry::with_prefix("onex");
         let received = Family::<Request, Counter>::default();
         let answered = Family::<Outcome, Counter>::default();
@@ -118,10 +117,11 @@ impl Metrics {
         );
         Metrics {
             registry,
+            series: Series::new(operations.len() + 1),
+            operations,
             received,
             answered,
             duration,
-            series: Series::new(),
             in_flight,
             queue_depth,
             memory_held,
@@ -131,18 +131,18 @@ impl Metrics {
 
     /// Counts a request taken in.
     pub fn received(&self, request: &Envelope) {
-        let at = Labels::of(
+        let at = self.labels(
             request.handler_type.as_deref(),
             request.operation.as_deref(),
         );
-        self.series.received[at.series()]
-            .get_or_init(|| self.received.get_or_create(&at.request()).clone())
+        self.series.received[at.series]
+            .get_or_init(|| self.received.get_or_create(&self.request(at)).clone())
             .inc();
     }
 
     /// Counts `response`, which took `elapsed` to produce.
     pub fn answered(&self, response: &Envelope, elapsed: Duration) {
-        let at = Labels::of(
+        let at = self.labels(
             response.handler_type.as_deref(),
             response.operation.as_deref(),
         );
@@ -152,17 +152,26 @@ impl Metrics {
                 .position(|code| *code == error.code)
                 .unwrap_or(0)
         });
-        self.series.answered[at.series() * OUTCOMES + outcome]
+        self.series.answered[at.series * OUTCOMES + outcome]
             .get_or_init(|| {
+                let Request {
+                    handler_type,
+                    operation,
+                } = self.request(at);
                 let outcome = match outcome {
                     0 => "success",
                     n => ErrorCode::ALL[n - 1].as_str(),
                 };
-                self.answered.get_or_create(&at.outcome(outcome)).clone()
+                let labels = Outcome {
+                    handler_type,
+                    operation,
+                    outcome,
+                };
+                self.answered.get_or_create(&labels).clone()
             })
             .inc();
-        self.series.duration[at.series()]
-            .get_or_init(|| self.duration.get_or_create(&at.request()).clone())
+        self.series.duration[at.series]
+            .get_or_init(|| self.duration.get_or_create(&self.request(at)).clone())
             .observe(elapsed.as_secs_f64());
     }
 
@@ -200,10 +209,6 @@ impl Metrics {
 
 /// Handler type label values: the known types, then `unknown`.
 const HANDLER_TYPES: usize = HandlerType::ALL.len() + 1;
-/// Operation label values: every operation a handler supports, then `other`.
-const KNOWN_OPERATIONS: [&[&str]; 3] = [http::OPERATIONS, db::OPERATIONS, local::OPERATIONS];
-const OPERATIONS: usize =
-    http::OPERATIONS.len() + db::OPERATIONS.len() + local::OPERATIONS.len() + 1;
 /// Outcome label values: `success`, then every error code.
 const OUTCOMES: usize = ErrorCode::ALL.len() + 1;
 
@@ -219,72 +224,57 @@ struct Series {
 }
 
 impl Series {
-    fn new() -> Self {
+    /// Slots for every handler type with each of `operations` label values.
+    fn new(operations: usize) -> Self {
         fn slots<T>(n: usize) -> Vec<OnceLock<T>> {
             (0..n).map(|_| OnceLock::new()).collect()
         }
         Series {
-            received: slots(HANDLER_TYPES * OPERATIONS),
-            duration: slots(HANDLER_TYPES * OPERATIONS),
-            answered: slots(HANDLER_TYPES * OPERATIONS * OUTCOMES),
+            received: slots(HANDLER_TYPES * operations),
+            duration: slots(HANDLER_TYPES * operations),
+            answered: slots(HANDLER_TYPES * operations * OUTCOMES),
         }
     }
 }
 
 /// Bounded label values for a handler type and an operation, as indices into the closed
-/// sets above.
+/// sets: [`HandlerType::ALL`] then `unknown`, the metrics' operations then `other`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 struct Labels {
     handler_type: usize,
     operation: usize,
+    /// The pair's index among every pair.
+    series: usize,
 }
 
-impl Labels {
-    fn of(handler_type: Option<&str>, operation: Option<&str>) -> Labels {
+impl Metrics {
+    fn labels(&self, handler_type: Option<&str>, operation: Option<&str>) -> Labels {
         let handler_type = handler_type
             .or_else(|| operation.and_then(operation_domain))
             .and_then(HandlerType::from_name)
             .and_then(|known| HandlerType::ALL.iter().position(|t| *t == known))
             .unwrap_or(HandlerType::ALL.len());
         let operation = operation
-            .and_then(|op| Self::operations().position(|known| known == op))
-            .unwrap_or(OPERATIONS - 1);
+            .and_then(|op| self.operations.iter().position(|known| known == op))
+            .unwrap_or(self.operations.len());
         Labels {
             handler_type,
             operation,
+            series: handler_type * (self.operations.len() + 1) + operation,
         }
     }
 
-    fn operations() -> impl Iterator<Item = &'static str> {
-        KNOWN_OPERATIONS.into_iter().flatten().copied()
-    }
-
-    fn series(self) -> usize {
-        self.handler_type * OPERATIONS + self.operation
-    }
-
-    fn names(self) -> (&'static str, &'static str) {
+    fn request(&self, at: Labels) -> Request {
         let handler_type = HandlerType::ALL
-            .get(self.handler_type)
+            .get(at.handler_type)
             .map_or("unknown", |t| t.as_str());
-        let operation = Self::operations().nth(self.operation).unwrap_or("other");
-        (handler_type, operation)
-    }
-
-    fn request(self) -> Request {
-        let (handler_type, operation) = self.names();
+        let operation = self
+            .operations
+            .get(at.operation)
+            .map_or("other", String::as_str);
         Request {
             handler_type,
-            operation,
-        }
-    }
-
-    fn outcome(self, outcome: &'static str) -> Outcome {
-        let (handler_type, operation) = self.names();
-        Outcome {
-            handler_type,
-            operation,
-            outcome,
+            operation: operation.to_owned(),
         }
     }
 }
@@ -293,29 +283,61 @@ impl Labels {
 mod tests {
     use super::*;
 
+    fn metrics() -> Metrics {
+        let described = |operations: &[&str]| Description {
+            handler_type: HandlerType::Local,
+            version: "1.0.0".into(),
+            supported_operations: operations.iter().map(|op| (*op).to_owned()).collect(),
+            required_payload_fields: Vec::new(),
+            response_shape: Default::default(),
+            limits: Default::default(),
+        };
+        Metrics::new(&[
+            described(&["db.query", "db.execute"]),
+            described(&["http.get", "local.echo"]),
+        ])
+    }
+
     #[test]
     fn label_values_come_from_closed_sets() {
-        let names = |handler_type, operation| Labels::of(handler_type, operation).names();
-        assert_eq!(names(Some("db"), Some("db.query")), ("db", "db.query"));
+        let metrics = metrics();
+        let names = |handler_type, operation| {
+            let Request {
+                handler_type,
+                operation,
+            } = metrics.request(metrics.labels(handler_type, operation));
+            (handler_type, operation)
+        };
+        assert_eq!(
+            names(Some("db"), Some("db.query")),
+            ("db", "db.query".into())
+        );
         assert_eq!(
             names(Some("vault"), Some("vault.read")),
-            ("unknown", "other")
+            ("unknown", "other".into())
         );
-        assert_eq!(names(None, Some("local.x")), ("local", "other"));
-        assert_eq!(names(None, Some("http.get")), ("http", "http.get"));
-        assert_eq!(names(None, None), ("unknown", "other"));
+        assert_eq!(names(None, Some("local.x")), ("local", "other".into()));
+        assert_eq!(names(None, Some("http.get")), ("http", "http.get".into()));
+        assert_eq!(names(None, None), ("unknown", "other".into()));
     }
 
     #[test]
     fn every_label_pair_has_its_own_series() {
+        let metrics = metrics();
+        let pairs = HANDLER_TYPES * (metrics.operations.len() + 1);
         let mut seen = std::collections::HashSet::new();
         for handler_type in ["http", "db", "local", "vault"] {
-            for operation in Labels::operations().chain(["nope.x"]) {
-                let at = Labels::of(Some(handler_type), Some(operation));
-                assert!(at.series() < HANDLER_TYPES * OPERATIONS);
-                seen.insert(at.series());
+            for operation in metrics
+                .operations
+                .iter()
+                .map(String::as_str)
+                .chain(["nope.x"])
+            {
+                let at = metrics.labels(Some(handler_type), Some(operation));
+                assert!(at.series < pairs);
+                seen.insert(at.series);
             }
         }
-        assert_eq!(seen.len(), HANDLER_TYPES * OPERATIONS);
+        assert_eq!(seen.len(), pairs);
     }
 }

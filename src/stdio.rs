@@ -88,11 +88,9 @@ pub async fn write(
         Response(Vec<u8>),
         Total(u64),
     }
-    let failed = |source| {
-        HostError::Io {
-            doing: "writing standard output",
-            source,
-        }
+    let failed = |source| HostError::Io {
+        doing: "writing standard output",
+        source,
     };
     let ends::Output {
         mut writer,

@@ -48,15 +48,6 @@ impl Profile {
     }
 }
 
-/// The name the start-up log gives a handler implementation.
-pub fn handler_name(handler_type: HandlerType) -> &'static str {
-    match handler_type {
-        HandlerType::Http => "HttpHandler",
-        HandlerType::Db => "HandlerDb",
-        HandlerType::Local => "LocalHandler",
-    }
-}
-
 /// Builds the handler of `handler_type`, without connecting anything.
 pub fn build_handler(handler_type: HandlerType) -> Box<dyn Handler> {
     match handler_type {
@@ -85,8 +76,9 @@ pub fn build_host(
     check_profile(contract, profile)?;
     let mut runtime = NodeRuntime::new(stamp);
     for entry in &contract.handlers {
-        log::info!("Registering handler: {}", handler_name(entry.handler_type));
-        runtime.register_handler(build_handler(entry.handler_type))?;
+        let handler = build_handler(entry.handler_type);
+        log::info!("Registering handler: {}", handler.name());
+        runtime.register_handler(handler)?;
     }
     check_node_operations(contract, &runtime)?;
     for node in &contract.nodes {

@@ -203,7 +203,7 @@ fn a_failed_initialisation_still_shuts_every_handler_down_once() {
     );
     assert_eq!(
         error.to_string(),
-        "protocol configuration: HandlerDb failed to initialise: cannot reach the server"
+        "protocol configuration: db failed to initialise: cannot reach the server"
     );
     within(5, host.shutdown());
     assert_eq!(first.shutdown.load(Ordering::SeqCst), 1);

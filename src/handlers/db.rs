@@ -127,6 +127,10 @@ impl Handler for HandlerDb {
         HandlerType::Db
     }
 
+    fn name(&self) -> &'static str {
+        "HandlerDb"
+    }
+
     fn initialize(&self) -> Boxed<Result<(), HandlerError>> {
         let started = self
             .config

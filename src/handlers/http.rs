@@ -84,6 +84,10 @@ impl Handler for HttpHandler {
         HandlerType::Http
     }
 
+    fn name(&self) -> &'static str {
+        "HttpHandler"
+    }
+
     fn initialize(&self) -> Boxed<Result<(), HandlerError>> {
         // Redirects are followed by `transfer`, hop by hop, so each can be checked.
         let built = HttpClient::builder()

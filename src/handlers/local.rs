@@ -73,6 +73,10 @@ impl Handler for LocalHandler {
         HandlerType::Local
     }
 
+    fn name(&self) -> &'static str {
+        "LocalHandler"
+    }
+
     fn initialize(&self) -> Boxed<Result<(), HandlerError>> {
         log::warn!(
             "LocalHandler initialised: it is for development and tests only; never enable it in production"

@@ -11,7 +11,6 @@ use smol::Timer;
 use super::{HostState, RuntimeHost};
 use crate::handler::Handler;
 use crate::health::HealthReport;
-use crate::wiring::handler_name;
 
 /// How long a handler's health check may take: a probe must be answered even when a
 /// dependency does not answer, and a handler that does not answer is not healthy.
@@ -108,7 +107,7 @@ impl RuntimeHost {
                 out,
                 "  {} ({}): {}",
                 handler.handler_type(),
-                handler_name(handler.handler_type()),
+                handler.name(),
                 handler.describe().supported_operations.join(", ")
             );
         }
