@@ -11,8 +11,8 @@
 //! HTTP/1.1 by hyper on smol. Whatever clients do, the API keeps answering: a request's
 //! headers and body must arrive within the request timeout, a response must be read
 //! without stalling, bodies are charged to the host's memory budget as they arrive
-//! ([`body`]), and connections past the limit either displace an idle one or are served
-//! health probes only ([`connections`]). A request whose body was read is always
+//! (`body`), and connections past the limit either displace an idle one or are served
+//! health probes only (`connections`). A request whose body was read is always
 //! answered before its connection closes, at shutdown too: in full, or, once the
 //! deadline has passed, with a failure saying whether it ran. Requests from the API are
 //! answered here, not on the output topic, and share the host's in-flight limit.
@@ -124,7 +124,7 @@ impl Api {
 
     /// Waits until every envelope request taken in has been answered and its response
     /// written, and every connection has closed; once `deadline` is set, for at most
-    /// [`LAST_WRITE`] more.
+    /// `LAST_WRITE` (2 s) more.
     pub async fn finished(&self, deadline: &Latch) {
         let everything = async {
             self.requests.none_left().await;

@@ -5,4 +5,4 @@
 
 pub mod db;
 pub mod http;
-pub mod local;
+pub use onex_core::local;

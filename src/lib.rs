@@ -27,26 +27,18 @@
 #![warn(missing_docs, rust_2018_idioms, unreachable_pub)]
 
 pub mod api;
-pub mod app;
-pub mod budget;
-pub mod bus;
 pub mod busy_poll;
-pub mod cli;
-pub mod contract;
-pub mod envelope;
-pub mod error;
-pub mod handler;
 pub mod handlers;
-pub mod health;
 pub mod host;
 pub mod latch;
 pub mod logging;
 pub mod metrics;
-pub mod runtime;
 pub mod serve;
-pub mod shared;
 pub mod stdio;
 pub mod wiring;
+
+/// The core's modules, under the same names here: a host's user needs one crate.
+pub use onex_core::{budget, bus, contract, envelope, error, handler, health, runtime, shared};
 
 /// Every build allocates through mimalloc: musl's own allocator made the envelope path
 /// about half as fast as on glibc, and with mimalloc the glibc build takes 12% less time

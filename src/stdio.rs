@@ -2,7 +2,7 @@
 //!
 //! [`feed`] publishes each input line, as it is, to the host's input topic, until the
 //! input ends or the host starts draining, then closes the topic; the host answers every
-//! message (a malformed one with an error envelope) on its output topic, and [`write`]
+//! message (a malformed one with an error envelope) on its output topic, and [`write()`]
 //! writes each response as one line until it has written one per line fed. With one
 //! request in flight, output line `n` answers input line `n`; with more, responses come in
 //! the order they finish, each naming its request in `causation_id`. Memory stays

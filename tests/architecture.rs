@@ -1,161 +1,110 @@
-//! Architectural invariants (spec 0.1, 0.2, 4.4): the core knows no transport, starts no
-//! tasks, and never reaches into the modules that touch the outside world.
+//! Architectural invariants (spec 0.1, 0.2, 4.4): the core knows no transport and no
+//! runtime. The compiler enforces it (code in `onex-core` cannot name a crate its manifest
+//! does not list); these tests hold the manifest to it, against the graph Cargo resolves.
 
-use std::path::{Path, PathBuf};
+use std::process::Command;
 
 use crate::support::process::repo;
 
-/// The transport-free core: these files, and everything under these directories.
-const CORE: &[&str] = &[
-    "src/envelope.rs",
-    "src/envelope",
-    "src/contract.rs",
-    "src/contract",
-    "src/error.rs",
-    "src/handler.rs",
-    "src/health.rs",
-    "src/bus.rs",
-    "src/runtime.rs",
-    "src/runtime",
-    "src/handlers/local.rs",
+/// What the core may depend on directly, and why each is no transport and no runtime.
+const CORE_MAY_USE: &[(&str, &str)] = &[
+    (
+        "async-channel",
+        "the in-memory bus's queues; runs on any executor",
+    ),
+    (
+        "event-listener",
+        "waiting for room in a budget; runs on any executor",
+    ),
+    (
+        "futures-lite",
+        "future combinators and `block_on`; no reactor",
+    ),
+    ("libc", "opening a contract without blocking on a FIFO"),
+    ("log", "the logging facade"),
+    ("memchr", "weighing a request's strings"),
+    ("percent-encoding", "the http target guard's decoding"),
+    ("serde", "(de)serialisation"),
+    ("serde-saphyr", "reading YAML contracts"),
+    ("serde_json", "envelopes"),
+    ("serde_path_to_error", "naming the field a type error is in"),
+    ("strsim", "did-you-mean suggestions"),
+    ("thiserror", "error types"),
+    ("time", "timestamps"),
+    ("url", "the http target guard's parsing"),
+    ("uuid", "envelope ids"),
 ];
 
-/// Crates the core must not use (matched as paths, `name::`).
-const BANNED_CRATES: &[(&str, &str)] = &[
+/// Crates that must not be anywhere in the core's graph, directly or not.
+const NEVER_IN_THE_CORE: &[(&str, &str)] = &[
+    ("smol", "an executor"),
+    ("async-executor", "an executor"),
+    ("async-io", "a reactor"),
+    ("blocking", "a thread pool"),
+    ("tokio", "an async runtime"),
+    ("mio", "a reactor"),
     ("isahc", "an HTTP client"),
     ("curl", "an HTTP client"),
     ("hyper", "an HTTP library"),
     ("reqwest", "an HTTP client"),
     ("postgres", "a database client"),
-    ("tokio_postgres", "a database client"),
+    ("tokio-postgres", "a database client"),
     ("rdkafka", "a Kafka client"),
-    ("kafka", "a Kafka client"),
-    ("redis", "a Redis client"),
-    ("async_channel", "the in-memory bus's queue"),
-    ("blocking", "a thread pool"),
-    ("smol", "an executor"),
-    ("tokio", "an executor"),
+    ("prometheus-client", "the metrics registry"),
+    ("onex-host", "the infrastructure around the core"),
 ];
 
-/// Other things the core must not name: task spawning and the outer modules.
-const BANNED: &[(&str, &str)] = &[
-    ("spawn(", "a background task"),
-    ("crate::bus::inmemory", "the in-memory bus"),
-    ("crate::handlers::http", "the HTTP handler"),
-    ("crate::handlers::db", "the DB handler"),
-    ("crate::host", "the host process"),
-    ("crate::wiring", "the wiring"),
-    ("crate::stdio", "the stdin edge"),
-    ("crate::cli", "the command line"),
-    ("crate::app", "the boot script"),
-];
-
-/// Whether `code` uses crate `name` as a path (`name::…`, `use name`), not as a word in text.
-fn uses_crate(code: &str, name: &str) -> bool {
-    let path = format!("{name}::");
-    let mut rest = code;
-    while let Some(at) = rest.find(&path) {
-        let before = rest[..at].chars().next_back();
-        if !before.is_some_and(|c| c.is_alphanumeric() || c == '_' || c == ':') {
-            return true;
-        }
-        rest = &rest[at + path.len()..];
-    }
-    code.trim_start().starts_with(&format!("use {name}"))
-        || code.contains(&format!("extern crate {name}"))
-}
-
-fn rust_files(path: &Path, out: &mut Vec<PathBuf>) {
-    if path.is_dir() {
-        for entry in std::fs::read_dir(path).expect("a readable directory") {
-            rust_files(&entry.expect("an entry").path(), out);
-        }
-    } else if path.extension().is_some_and(|ext| ext == "rs") {
-        out.push(path.to_path_buf());
-    }
-}
-
-/// Code lines only: `//` comments (including docs, which explain the boundary) are skipped.
-fn code_lines(text: &str) -> impl Iterator<Item = (usize, &str)> {
-    text.lines()
-        .enumerate()
-        .map(|(i, line)| (i + 1, line.split("//").next().unwrap_or_default()))
+/// The names of the packages `cargo tree` lists for the core with `extra` arguments.
+fn core_tree(extra: &[&str]) -> Vec<String> {
+    let output = Command::new(env!("CARGO"))
+        .current_dir(repo())
+        .args(["tree", "-p", "onex-core", "--prefix", "none", "--offline"])
+        .args(extra)
+        .output()
+        .expect("cargo runs");
+    assert!(
+        output.status.success(),
+        "cargo tree failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let mut names: Vec<String> = String::from_utf8_lossy(&output.stdout)
+        .lines()
+        .filter_map(|line| line.split_whitespace().next())
+        .filter(|name| *name != "onex-core")
+        .map(str::to_owned)
+        .collect();
+    names.sort();
+    names.dedup();
+    names
 }
 
 #[test]
-fn the_core_names_no_transport_crate_task_or_outer_module() {
-    let mut files = Vec::new();
-    for entry in CORE {
-        let path = repo().join(entry);
-        assert!(path.exists(), "core path {entry} is missing: update CORE");
-        rust_files(&path, &mut files);
-    }
-    let mut violations = Vec::new();
-    for file in &files {
-        let text = std::fs::read_to_string(file).expect("a readable source file");
-        for (number, code) in code_lines(&text) {
-            for (name, what) in BANNED_CRATES {
-                if uses_crate(code, name) {
-                    violations.push(format!(
-                        "{}:{number}: uses the `{name}` crate ({what})",
-                        file.strip_prefix(repo()).unwrap_or(file).display()
-                    ));
-                }
-            }
-            for (banned, what) in BANNED {
-                if code.contains(banned) {
-                    violations.push(format!(
-                        "{}:{number}: names `{banned}` ({what})",
-                        file.strip_prefix(repo()).unwrap_or(file).display()
-                    ));
-                }
-            }
-        }
-    }
+fn the_core_depends_only_on_what_its_manifest_may_list() {
+    let direct = core_tree(&["-e", "normal", "--depth", "1"]);
+    let unexpected: Vec<&String> = direct
+        .iter()
+        .filter(|name| !CORE_MAY_USE.iter().any(|(allowed, _)| allowed == name))
+        .collect();
     assert!(
-        violations.is_empty(),
-        "the transport-free core depends on the outside world:\n{}",
-        violations.join("\n")
+        unexpected.is_empty(),
+        "crates/onex-core depends on {unexpected:?}: the core takes no transport or runtime \
+         crate; put the code that needs it in onex-host, or add the crate to CORE_MAY_USE \
+         with the reason it is neither"
     );
 }
 
 #[test]
-fn only_wiring_reaches_the_local_handler() {
-    let mut files = Vec::new();
-    rust_files(&repo().join("src"), &mut files);
-    let mut users = Vec::new();
-    for file in &files {
-        let relative = file.strip_prefix(repo()).unwrap_or(file);
-        if relative == Path::new("src/handlers/local.rs") || relative == Path::new("src/wiring.rs")
-        {
-            continue;
-        }
-        let text = std::fs::read_to_string(file).expect("a readable source file");
-        for (number, code) in code_lines(&text) {
-            if code.contains("handlers::local") {
-                users.push(format!("{}:{number}", relative.display()));
-            }
-        }
-    }
+fn no_runtime_or_transport_is_anywhere_in_the_cores_graph() {
+    let graph = core_tree(&["-e", "normal,build"]);
+    assert!(graph.iter().any(|name| name == "serde"), "{graph:?}");
+    let found: Vec<String> = NEVER_IN_THE_CORE
+        .iter()
+        .filter(|(name, _)| graph.iter().any(|package| package == name))
+        .map(|(name, what)| format!("{name} ({what})"))
+        .collect();
     assert!(
-        users.is_empty(),
-        "LocalHandler (dev/test only) is used outside wiring:\n{}",
-        users.join("\n")
+        found.is_empty(),
+        "the core's dependency graph holds {}",
+        found.join(", ")
     );
-}
-
-#[test]
-fn the_crate_check_sees_paths_not_words() {
-    assert!(uses_crate("use isahc::HttpClient;", "isahc"));
-    assert!(uses_crate(
-        "    let c = postgres::Client::connect(x);",
-        "postgres"
-    ));
-    assert!(uses_crate("use smol;", "smol"));
-    assert!(!uses_crate(
-        "\"'kafka' is an event bus, not a handler\"",
-        "kafka"
-    ));
-    assert!(!uses_crate("tokio_postgres::connect", "postgres"));
-    assert!(!uses_crate("crate::postgres::x", "postgres"));
 }

@@ -2,6 +2,10 @@
 
 use std::process::ExitCode;
 
+use onex_host::wiring::Profile;
+
+mod common;
+
 fn main() -> ExitCode {
-    onex_host::app::main(onex_host::wiring::Profile::Development)
+    common::main(Profile::Development)
 }

@@ -3,16 +3,16 @@
 //! | payload field | meaning |
 //! | --- | --- |
 //! | `sql` (required) | one statement, with `$1…$n` placeholders |
-//! | `parameters` | a list bound to `$1…$n` ([`types`] says how JSON maps to SQL) |
+//! | `parameters` | a list bound to `$1…$n` (the `types` module says how JSON maps to SQL) |
 //!
 //! `db.query` returns `{rows: [{column: value}], row_count}`; `db.execute` returns
 //! `{row_count}` (rows affected). The placeholder count must equal the parameter count
 //! before anything is sent; `;--`, `DROP` and a top-level `UNION` log a warning.
-//! Statements share a pool of at most [`pool::POOL_SIZE`] connections, pipelined (see
-//! [`pool`]), driven on the host's own thread, with the connection string's
+//! Statements share a pool of at most five connections, pipelined (see the
+//! `pool` module), driven on the host's own thread, with the connection string's
 //! `statement_timeout` (`options=-c statement_timeout=…`), else [`STATEMENT_TIMEOUT`]; the
 //! host gives up on a connection that leaves its statements unanswered for that timeout
-//! plus [`pool::DEADLINE_MARGIN`], and cancels them. A health check gets its own 2 s.
+//! plus a margin, and cancels them. A health check gets its own 2 s.
 //!
 //! The connection string comes from the environment, never from a contract:
 //! `OMNIBASE_INFRA_DB_URL`, else `DATABASE_URL`; both the `postgresql://…` URL form and

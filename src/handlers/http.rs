@@ -13,7 +13,7 @@
 //! error, never buffered whole, and every body is charged to the request's share of the
 //! host's memory budget as it arrives (an error if the budget is spent). Redirects are
 //! followed up to [`MAX_REDIRECTS`] hops, only within the node's `target` when it
-//! declares one ([`transfer`]).
+//! declares one (the `transfer` module).
 
 mod transfer;
 

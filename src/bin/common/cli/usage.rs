@@ -2,8 +2,8 @@
 //! (the limits and defaults the parser enforces are filled in from its constants).
 
 use super::{DEFAULT_HEALTH_URL, DEFAULT_MEMORY_BUDGET_MIB, MAX_IN_FLIGHT};
-use crate::api::DEFAULT_REQUEST_TIMEOUT;
-use crate::busy_poll::MAX_WINDOW_MICROS;
+use onex_host::api::DEFAULT_REQUEST_TIMEOUT;
+use onex_host::busy_poll::MAX_WINDOW_MICROS;
 
 /// The usage text of `binary`.
 pub fn usage(binary: &str) -> String {

@@ -1,5 +1,6 @@
 //! The boot script both binaries run: arguments, logging, contract, wiring, serving,
-//! shutdown, exit status.
+//! shutdown, exit status. Each binary compiles it as its own module (`mod common;`): it is
+//! how a process starts, not something a program embedding the host would call.
 
 use std::ffi::OsString;
 use std::process::ExitCode;
@@ -7,14 +8,17 @@ use std::sync::Arc;
 
 use smol::{Executor, LocalExecutor};
 
-use crate::busy_poll::BusyPoll;
-use crate::cli::{self, Command, Options};
-use crate::contract::RuntimeHostContract;
-use crate::envelope::Stamp;
-use crate::error::HostError;
-use crate::logging;
-use crate::serve::{self, Edges};
-use crate::wiring::{self, Profile};
+use onex_host::busy_poll::BusyPoll;
+use onex_host::contract::RuntimeHostContract;
+use onex_host::envelope::Stamp;
+use onex_host::error::HostError;
+use onex_host::logging;
+use onex_host::serve::{self, Edges};
+use onex_host::wiring::{self, Profile};
+
+use cli::{Command, Options};
+
+mod cli;
 
 /// Runs the binary of `profile` with the process's arguments and returns its exit status.
 pub fn main(profile: Profile) -> ExitCode {

@@ -7,9 +7,9 @@ use std::time::Duration;
 
 use log::LevelFilter;
 
-use crate::api::DEFAULT_REQUEST_TIMEOUT;
-use crate::busy_poll::MAX_WINDOW_MICROS;
-use crate::logging::LogFormat;
+use onex_host::api::DEFAULT_REQUEST_TIMEOUT;
+use onex_host::busy_poll::MAX_WINDOW_MICROS;
+use onex_host::logging::LogFormat;
 
 mod usage;
 pub use usage::usage;
@@ -37,7 +37,7 @@ pub enum Command {
 pub const MAX_IN_FLIGHT: u64 = 4096;
 
 /// `--memory-budget` unless told otherwise, in MiB.
-const DEFAULT_MEMORY_BUDGET_MIB: u64 = crate::host::DEFAULT_MEMORY_BUDGET / (1024 * 1024);
+const DEFAULT_MEMORY_BUDGET_MIB: u64 = onex_host::host::DEFAULT_MEMORY_BUDGET / (1024 * 1024);
 /// The largest `--memory-budget`, in MiB.
 const MAX_MEMORY_BUDGET_MIB: u64 = 64 * 1024;
 
@@ -99,9 +99,6 @@ pub enum UsageError {
         "nothing to serve: pass --stdin to answer request lines from standard input, or --dry-run to validate the contract"
     )]
     NoInput,
-    /// Accepted by the interface but not available in this version.
-    #[error("{0} is not available in this version")]
-    NotYet(&'static str),
 }
 
 /// Parses the arguments after the program name.

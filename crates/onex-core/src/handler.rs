@@ -5,13 +5,13 @@
 //! | | handler | event bus |
 //! | --- | --- | --- |
 //! | what it is | a client the host calls for one operation (HTTP call, SQL query) | the transport envelopes arrive on and leave by |
-//! | who calls it | [`crate::runtime::NodeRuntime`], once per request | [`crate::host`], which owns it |
+//! | who calls it | [`crate::runtime::NodeRuntime`], once per request | the host process, which owns it |
 //! | knows envelopes? | only its operation and payload | only as bytes on topics |
 //! | examples | `http`, `db`, `local` | in-memory (Kafka is a bus, never a handler) |
 //!
 //! This module owns the closed set of handler types, the [`Handler`] trait, what a
 //! handler is given ([`HandlerRequest`]) and may fail with ([`HandlerError`]), and what
-//! it says about itself ([`Description`]). Implementations live in [`crate::handlers`].
+//! it says about itself ([`Description`]). Implementations: [`crate::local`] here, the I/O handlers in `onex-host`.
 
 use std::sync::Arc;
 
