@@ -7,22 +7,43 @@
 //!
 //! # Layout
 //!
-//! The transport-free core knows nothing of networks, databases or processes; a test
-//! (`tests/architecture.rs`) fails if it names a transport crate or an outer module:
+//! The transport-free core is the `onex-core` crate, re-exported here under the same
+//! names: [`envelope`] (the message format), [`contract`] (contracts from YAML),
+//! [`error`] (request and host errors, the stable codes), [`shared`], [`handler`] and
+//! [`health`] (the protocol-handler trait), [`bus`] (the event-bus trait and the in-memory
+//! bus), [`runtime`] (`NodeRuntime`, which routes envelopes to handlers) and [`budget`]
+//! (the memory bound). It depends on no runtime or transport crate.
 //!
-//! - [`envelope`]: the message format, request validation, response construction;
-//! - [`contract`]: runtime-host, node and handler contracts, loaded from YAML;
-//! - [`error`]: the error taxonomy and its stable codes;
-//! - [`handler`], [`health`]: the protocol-handler trait and what handlers report;
-//! - [`bus`]: the event-bus trait (its in-memory implementation lives outside the core);
-//! - [`runtime`]: `NodeRuntime` and `NodeInstance`, which route envelopes to handlers;
-//! - [`handlers::local`]: the dev/test-only `LocalHandler`.
+//! This crate is what touches the outside world: the I/O handlers in [`handlers`],
+//! [`wiring`] (the one registry of handler and bus kinds), [`host`] (the process that owns
+//! the bus), its edges [`stdio`] (`--stdin`) and [`api`] (`--listen`), [`serve`] (signals
+//! and the drain), [`metrics`] and [`logging`].
 //!
-//! Around it, what touches the outside world: [`bus::inmemory`], the I/O handlers in
-//! [`handlers`], [`wiring`] (the one registry of handler and bus kinds), [`host`] (the
-//! process that owns the bus), its edges [`stdio`] (`--stdin`) and [`api`] (`--listen`),
-//! [`serve`] (signals and the drain), [`metrics`], [`logging`], and [`cli`] and [`app`]
-//! (the binaries' boot script).
+//! # Embedding
+//!
+//! A program can host nodes without the binaries: load a contract, wire it, start it and
+//! hand it envelopes.
+//!
+//! ```
+//! use onex_host::contract::RuntimeHostContract;
+//! use onex_host::envelope::Stamp;
+//! use onex_host::wiring::{Profile, build_host};
+//!
+//! # fn main() -> Result<(), onex_host::HostError> {
+//! let contract = RuntimeHostContract::load("contracts/runtime/dev_runtime_host.yaml".as_ref())?;
+//! let host = build_host(&contract, Profile::Development, Stamp::system(), 1)?;
+//! smol::block_on(async {
+//!     host.start().await?;
+//!     let request = br#"{"envelope_id": "6f1c1a4e-0000-4000-8000-000000000001",
+//!         "target_node": "echo_node", "operation": "local.echo", "payload": {"n": 1}}"#;
+//!     let response = host.process(request).await;
+//!     assert_eq!(response.success, Some(true));
+//!     assert_eq!(response.payload.as_ref().map(|p| &p["n"]), Some(&1.into()));
+//!     host.shutdown().await;
+//!     Ok(())
+//! })
+//! # }
+//! ```
 #![forbid(unsafe_code)]
 #![warn(missing_docs, rust_2018_idioms, unreachable_pub)]
 
