@@ -3,7 +3,7 @@
 //! A node contract's `io_operations` are the node's permissions: the host refuses any
 //! request for an operation the node does not declare, or for an HTTP URL outside the
 //! declared `target`. Whether the handler supports a declared operation is checked when
-//! the host is wired ([`crate::wiring`]), against the handler's own `describe()`.
+//! the host is wired (by `onex-host`), against the handler's own `describe()`.
 
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
