@@ -9,9 +9,9 @@
 
 use std::sync::Arc;
 
+use crate::bus::EventBus;
 use crate::bus::inmemory::InMemoryEventBus;
-use crate::bus::{BusKind, EventBus};
-use crate::contract::{ContractError, Problem, RuntimeHostContract};
+use crate::contract::{ContractError, EventBusConfig, Problem, RuntimeHostContract};
 use crate::envelope::Stamp;
 use crate::error::HostError;
 use crate::handler::{Handler, HandlerType};
@@ -57,10 +57,13 @@ pub fn build_handler(handler_type: HandlerType) -> Box<dyn Handler> {
     }
 }
 
-/// Builds the event bus of `kind`.
-pub fn build_bus(kind: BusKind) -> Arc<dyn EventBus> {
-    match kind {
-        BusKind::InMemory => Arc::new(InMemoryEventBus::default()),
+/// Builds the event bus `config` describes, without connecting anything.
+pub fn build_bus(config: &EventBusConfig) -> Result<Arc<dyn EventBus>, HostError> {
+    match config {
+        EventBusConfig::InMemory => Ok(Arc::new(InMemoryEventBus::default())),
+        EventBusConfig::Kafka(_) => Err(HostError::Configuration(
+            "this build reads kafka contracts but has no kafka event bus yet: run on event_bus.kind: inmemory".into(),
+        )),
     }
 }
 
@@ -88,7 +91,7 @@ pub fn build_host(
     Ok(RuntimeHost::new(
         contract.name.clone(),
         runtime,
-        build_bus(contract.event_bus),
+        build_bus(&contract.event_bus)?,
         contract.input_topic(),
         contract.output_topic(),
         max_in_flight,

@@ -121,7 +121,7 @@ fn a_schema_version_mismatch_shows_both_versions() {
     let error = load_error(&fixture, "r.yaml");
     assert!(
         messages(&error).contains(
-            &"schema version mismatch: the contract has '2.1.0', this host reads '1.0.0'"
+            &"schema version mismatch: the contract has '2.1.0', this host reads '1.0.0' and '1.1.0'"
                 .to_owned()
         ),
         "{error}"

@@ -15,5 +15,6 @@ mod deploy;
 mod handler_contracts;
 mod host;
 mod http;
+mod kafka_contract;
 mod routing;
 mod shutdown;

@@ -29,16 +29,19 @@ pub type Subscription = stream::Boxed<Message>;
 pub enum BusKind {
     /// In-process queues, one bounded FIFO per topic; no network.
     InMemory,
+    /// Kafka topics, the host one member of a consumer group (schema 1.1.0).
+    Kafka,
 }
 
 impl BusKind {
     /// Every bus kind.
-    pub const ALL: [BusKind; 1] = [BusKind::InMemory];
+    pub const ALL: [BusKind; 2] = [BusKind::InMemory, BusKind::Kafka];
 
     /// The name used in contracts.
     pub fn as_str(self) -> &'static str {
         match self {
             BusKind::InMemory => "inmemory",
+            BusKind::Kafka => "kafka",
         }
     }
 

@@ -12,6 +12,7 @@
 //! fails ([`ContractError`]).
 
 mod error;
+mod event_bus;
 mod handler_source;
 mod model;
 mod names;
@@ -19,18 +20,47 @@ mod node;
 mod registry;
 mod runtime;
 mod target;
+mod topic_name;
 mod yaml;
 
 pub use error::{ContractError, MAX_REPORTED_PROBLEMS, Problem};
+pub use event_bus::{DEFAULT_SESSION_TIMEOUT, EventBusConfig, KafkaConfig};
 pub use handler_source::{HANDLER_CONTRACT_FILE, HandlerContract, HandlerContractSource};
 pub use model::{Model, ModelField};
 pub use node::{IoOperation, NodeContract, NodeType, Reach};
 pub use runtime::{HandlerEntry, NodeRef, RuntimeHostContract};
 pub use target::HttpTarget;
+pub use topic_name::{Direction, RESERVED_TENANTS, check as check_topic_name};
 pub use yaml::MAX_CONTRACT_BYTES;
 
-/// The contract schema version this host reads.
-pub const SCHEMA_VERSION: &str = "1.0.0";
+/// A contract schema version this host reads.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum SchemaVersion {
+    /// `1.0.0`: the MVP schema.
+    V1_0,
+    /// `1.1.0`: the Beta schema, which adds the kafka event bus.
+    V1_1,
+}
+
+impl SchemaVersion {
+    /// Every version this host reads, oldest first.
+    pub const ALL: [SchemaVersion; 2] = [SchemaVersion::V1_0, SchemaVersion::V1_1];
+
+    /// The version as contracts write it, e.g. `1.1.0`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SchemaVersion::V1_0 => "1.0.0",
+            SchemaVersion::V1_1 => "1.1.0",
+        }
+    }
+
+    /// The version written `text`, if this host reads it.
+    pub fn from_text(text: &str) -> Option<SchemaVersion> {
+        Self::ALL
+            .into_iter()
+            .find(|version| version.as_str() == text)
+    }
+}
 
 /// Fields reserved for later versions, refused with the reason.
 const PROHIBITED_FIELDS: [(&str, &str); 3] = [

@@ -2,7 +2,7 @@
 
 use serde_saphyr::Spanned;
 
-use super::SCHEMA_VERSION;
+use super::SchemaVersion;
 use super::error::Problems;
 use super::yaml::line_of;
 use crate::shared::HandlerType;
@@ -75,20 +75,29 @@ fn suggest_slug(text: &str) -> String {
 }
 
 /// Checks the `schema_version` of a contract, which must be present and equal ours.
-pub(super) fn check_schema_version(version: Option<&Spanned<String>>, problems: &mut Problems) {
-    if let Some(version) = version {
-        if version.value != SCHEMA_VERSION {
-            problems.add(
-                line_of(&version.referenced),
-                format!(
-                    "schema version mismatch: the contract has '{}', this host reads '{SCHEMA_VERSION}'",
-                    version.value
-                ),
-                format!("contracts for this host declare schema_version: \"{SCHEMA_VERSION}\""),
-                "migrate the contract to this schema version, or run a host that reads its version",
-            );
-        }
+pub(super) fn check_schema_version(
+    version: Option<&Spanned<String>>,
+    problems: &mut Problems,
+) -> Option<SchemaVersion> {
+    let version = version?;
+    let found = SchemaVersion::from_text(&version.value);
+    if found.is_none() {
+        let readable: Vec<String> = SchemaVersion::ALL
+            .iter()
+            .map(|v| format!("'{}'", v.as_str()))
+            .collect();
+        problems.add(
+            line_of(&version.referenced),
+            format!(
+                "schema version mismatch: the contract has '{}', this host reads {}",
+                version.value,
+                readable.join(" and ")
+            ),
+            "1.0.0 is the MVP schema; 1.1.0 adds Beta fields such as the kafka event bus",
+            "set schema_version: \"1.0.0\" (or \"1.1.0\" for Beta fields such as the kafka bus), or run a host that reads this version",
+        );
     }
+    found
 }
 
 /// Records one problem listing every missing required field of the mapping `within`.

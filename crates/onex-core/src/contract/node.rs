@@ -398,7 +398,7 @@ io_operations:
             vec![
                 (
                     Some(2),
-                    "schema version mismatch: the contract has '2.0.0', this host reads '1.0.0'"
+                    "schema version mismatch: the contract has '2.0.0', this host reads '1.0.0' and '1.1.0'"
                 ),
                 (Some(4), "name 'Bad-Name' is not a valid slug"),
                 (Some(7), "handler type 'vault' is deferred to Beta"),

@@ -11,11 +11,13 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 use serde_saphyr::Spanned;
 
+use super::SchemaVersion;
 use super::error::{ContractError, Problem, Problems};
+use super::event_bus::{EventBusConfig, RawEventBus, event_bus};
 use super::names::{check_required, check_schema_version, check_slug, handler_type};
 use super::node::NodeContract;
 use super::yaml::{self, line_of};
-use crate::bus::{BusKind, Topic};
+use crate::bus::Topic;
 use crate::shared::HandlerType;
 
 /// A handler the contract enables, with the line that enables it.
@@ -47,8 +49,10 @@ pub struct RuntimeHostContract {
     pub name: String,
     /// The runtime's version.
     pub version: String,
-    /// The event bus the host runs on.
-    pub event_bus: BusKind,
+    /// The schema version the contract is written in.
+    pub schema_version: SchemaVersion,
+    /// The event bus the host runs on, with its settings.
+    pub event_bus: EventBusConfig,
     /// The handlers to register, one per type.
     pub handlers: Vec<HandlerEntry>,
     /// The nodes to host.
@@ -76,12 +80,6 @@ struct RawRuntime {
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
-struct RawEventBus {
-    kind: Option<Spanned<String>>,
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
 struct RawHandler {
     #[serde(rename = "type")]
     handler_type: Option<Spanned<String>>,
@@ -97,7 +95,17 @@ struct RawNodeRef {
 impl RuntimeHostContract {
     /// Validates the runtime contract `text`, read from `file`, and loads the node
     /// contracts it names (paths resolve from `file`'s directory).
+    /// `${VAR}` in the event bus's settings is read from the process's environment.
     pub fn parse(text: &str, file: &Path) -> Result<RuntimeHostContract, ContractError> {
+        Self::parse_with_env(text, file, &|name| std::env::var(name).ok())
+    }
+
+    /// As [`RuntimeHostContract::parse`], with `${VAR}` read through `env`.
+    pub fn parse_with_env(
+        text: &str,
+        file: &Path,
+        env: &dyn Fn(&str) -> Option<String>,
+    ) -> Result<RuntimeHostContract, ContractError> {
         let raw: RawFile = yaml::parse(text, file)?;
         let mut problems = Problems::new(file);
         check_required(
@@ -109,7 +117,8 @@ impl RuntimeHostContract {
             ],
             &mut problems,
         );
-        check_schema_version(raw.schema_version.as_ref(), &mut problems);
+        let schema_version = check_schema_version(raw.schema_version.as_ref(), &mut problems)
+            .unwrap_or(SchemaVersion::V1_0);
         let Some(runtime) = raw.runtime else {
             return Err(problems.into_error());
         };
@@ -133,7 +142,7 @@ impl RuntimeHostContract {
         let event_bus = runtime
             .event_bus
             .as_ref()
-            .and_then(|bus| bus_kind(bus, &mut problems));
+            .and_then(|bus| event_bus(bus, schema_version, env, &mut problems));
         let handlers = handler_entries(runtime.handlers.as_deref(), &mut problems);
         let nodes = resolve_nodes(
             runtime.nodes.as_deref().unwrap_or_default(),
@@ -167,6 +176,7 @@ impl RuntimeHostContract {
             path: file.to_path_buf(),
             name: name.value,
             version: version.value,
+            schema_version,
             event_bus,
             handlers,
             nodes,
@@ -179,42 +189,23 @@ impl RuntimeHostContract {
         Self::parse(&yaml::read(path)?, path)
     }
 
-    /// The topic the host consumes requests from: `onex.<name>.cmd.v1`.
+    /// The topic the host consumes requests from: Kafka's configured input, else
+    /// `onex.<name>.cmd.v1`.
     pub fn input_topic(&self) -> Topic {
-        Topic::new(&format!("onex.{}.cmd.v1", self.name))
+        match &self.event_bus {
+            EventBusConfig::Kafka(kafka) => kafka.input.clone(),
+            EventBusConfig::InMemory => Topic::new(&format!("onex.{}.cmd.v1", self.name)),
+        }
     }
 
-    /// The topic the host publishes responses to: `onex.<name>.res.v1`.
+    /// The topic the host publishes responses to: Kafka's configured output, else
+    /// `onex.<name>.res.v1`.
     pub fn output_topic(&self) -> Topic {
-        Topic::new(&format!("onex.{}.res.v1", self.name))
+        match &self.event_bus {
+            EventBusConfig::Kafka(kafka) => kafka.output.clone(),
+            EventBusConfig::InMemory => Topic::new(&format!("onex.{}.res.v1", self.name)),
+        }
     }
-}
-
-fn bus_kind(bus: &Spanned<RawEventBus>, problems: &mut Problems) -> Option<BusKind> {
-    let Some(kind) = &bus.value.kind else {
-        check_required(
-            "event_bus",
-            line_of(&bus.referenced),
-            &[("kind", false)],
-            problems,
-        );
-        return None;
-    };
-    let found = BusKind::from_name(&kind.value);
-    if found.is_none() {
-        let why = if kind.value == "kafka" {
-            "the kafka bus arrives in Beta; MVP runs on inmemory".to_owned()
-        } else {
-            format!("unknown event bus kind '{}'", kind.value)
-        };
-        problems.add(
-            line_of(&kind.referenced),
-            why,
-            "Valid event bus kinds are: inmemory",
-            "set event_bus.kind: inmemory",
-        );
-    }
-    found
 }
 
 fn handler_entries(
