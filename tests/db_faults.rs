@@ -73,7 +73,7 @@ fn statements_and_health(
 }
 
 /// Polls `check` every 10 ms until it holds, failing after `seconds`.
-fn wait_until(what: &str, seconds: u64, mut check: impl FnMut() -> bool) {
+pub(crate) fn wait_until(what: &str, seconds: u64, mut check: impl FnMut() -> bool) {
     let started = Instant::now();
     while !check() {
         assert!(
@@ -85,7 +85,7 @@ fn wait_until(what: &str, seconds: u64, mut check: impl FnMut() -> bool) {
 }
 
 /// How many other backends are running a statement containing `text`.
-fn running(admin: &mut postgres::Client, text: &str) -> i64 {
+pub(crate) fn running(admin: &mut postgres::Client, text: &str) -> i64 {
     admin
         .query_one(
             "SELECT count(*) FROM pg_stat_activity WHERE state = 'active' AND pid <> pg_backend_pid() AND strpos(query, $1) > 0",
