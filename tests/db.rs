@@ -831,3 +831,47 @@ fn a_result_the_memory_budget_cannot_hold_fails_and_its_charge_is_given_back() {
         1
     );
 }
+
+#[test]
+fn a_value_the_type_mapping_cannot_hold_names_its_column_and_the_cast_that_reads_it() {
+    let cluster = PgCluster::start();
+    let runtime = runtime(&cluster.url());
+    for (sql, column, type_, reason) in [
+        (
+            "SELECT 1 AS one, 'NaN'::numeric AS ratio",
+            "ratio",
+            "numeric",
+            "Error while converting to NaN",
+        ),
+        (
+            "SELECT 'infinity'::timestamp AS until",
+            "until",
+            "timestamp",
+            "value too large to decode",
+        ),
+        (
+            "SELECT '10000-01-01'::date AS due",
+            "due",
+            "date",
+            "value too large to decode",
+        ),
+    ] {
+        let error = failed(call(&runtime, "db.query", sql, json!([])));
+        assert_eq!(error.code.as_str(), "HANDLER_EXECUTION_ERROR");
+        assert_eq!(
+            error.message,
+            format!(
+                "handler 'db': column '{column}' holds a {type_} value the db handler cannot read ({reason}); cast it in SQL, e.g. {column}::text"
+            )
+        );
+    }
+    // The cast the message suggests reads it; the connection stayed usable.
+    let rows = ok(call(
+        &runtime,
+        "db.query",
+        "SELECT 'NaN'::numeric::text AS ratio, 'infinity'::timestamp::text AS until",
+        json!([]),
+    ))["rows"]
+        .clone();
+    assert_eq!(rows, json!([{"ratio": "NaN", "until": "infinity"}]));
+}
