@@ -639,3 +639,67 @@ fn the_production_host_answers_probes_and_requests_while_the_server_is_frozen() 
     daemon.signal("TERM");
     assert_eq!(daemon.exit().0, Some(0));
 }
+
+#[test]
+fn a_cancel_request_nothing_answers_is_given_up_after_a_second_and_logged() {
+    let (port, line, took) = cancel_through(Proxy::ignore_new_connections);
+    assert_eq!(
+        line,
+        format!(
+            "WARN could not send a cancel request to the database at 127.0.0.1:{port}: no answer within 1000 ms; the statement it was for runs on until it ends or reaches statement_timeout"
+        )
+    );
+    // Bounded by the cancel's own limit, not by TCP's retries (minutes).
+    assert!(
+        took >= Duration::from_millis(950) && took < Duration::from_secs(3),
+        "{took:?}"
+    );
+}
+
+#[test]
+fn a_cancel_request_the_server_refuses_is_logged_with_the_reason() {
+    let (port, line, took) = cancel_through(Proxy::refuse_new_connections);
+    assert_eq!(
+        line,
+        format!(
+            "WARN could not send a cancel request to the database at 127.0.0.1:{port}: Connection refused (os error 111); the statement it was for runs on until it ends or reaches statement_timeout"
+        )
+    );
+    assert!(took < Duration::from_millis(950), "{took:?}");
+}
+
+/// Runs a slow statement through a proxy, applies `fault` to the proxy (its connection to
+/// the server carries on), drops the request mid-statement and waits for the warning that
+/// the cancel request could not be sent: returns the proxy's port (where the cancel went),
+/// the warning and how long after the drop it came. The server's statement runs on.
+fn cancel_through(fault: fn(&mut Proxy)) -> (u16, String, Duration) {
+    crate::support::logs::capture();
+    let cluster = PgCluster::start();
+    let mut proxy = Proxy::start(cluster_address(&cluster));
+    let runtime = Arc::new(runtime(&cluster.url_via(proxy.port(), "")));
+    let mut admin = cluster.admin();
+    let sleeping = route(&runtime, "SELECT pg_sleep(10)::text AS slept", json!([]));
+    wait_until("the statement runs", 10, || {
+        running(&mut admin, "pg_sleep(10)") == 1
+    });
+    fault(&mut proxy);
+    let dropped = Instant::now();
+    assert!(
+        within(10, sleeping.cancel()).is_none(),
+        "the statement finished"
+    );
+    let line = crate::support::logs::wait_for(
+        &format!(
+            "could not send a cancel request to the database at 127.0.0.1:{}:",
+            proxy.port()
+        ),
+        10,
+    );
+    let took = dropped.elapsed();
+    assert_eq!(
+        running(&mut admin, "pg_sleep(10)"),
+        1,
+        "the statement was cancelled"
+    );
+    (proxy.port(), line, took)
+}
