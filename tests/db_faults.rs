@@ -5,6 +5,7 @@
 //! fault every statement and health check gets an error within its deadline; after it,
 //! every statement succeeds. (Stopping and restarting the server is in `db`.)
 
+use std::io::Read;
 use std::net::{SocketAddr, TcpListener};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -702,4 +703,51 @@ fn cancel_through(fault: fn(&mut Proxy)) -> (u16, String, Duration) {
         "the statement was cancelled"
     );
     (proxy.port(), line, took)
+}
+
+#[test]
+fn a_connection_reset_during_the_handshake_is_reported_with_its_cause() {
+    // Takes each connection's startup message and resets the connection, as a pooler or
+    // firewall turning the host away does; a connection that sends nothing ends it.
+    let listener = TcpListener::bind("127.0.0.1:0").expect("a port");
+    let port = listener.local_addr().expect("an address").port();
+    let server = std::thread::spawn(move || {
+        let mut startups = Vec::new();
+        for stream in listener.incoming() {
+            let mut stream = stream.expect("accepts");
+            let mut length = [0u8; 4];
+            if stream.read_exact(&mut length).is_err() {
+                return startups;
+            }
+            let mut rest = vec![0; u32::from_be_bytes(length) as usize - 4];
+            stream.read_exact(&mut rest).expect("the startup message");
+            socket2::SockRef::from(&stream)
+                .set_linger(Some(Duration::ZERO))
+                .expect("SO_LINGER");
+            startups.push(String::from_utf8_lossy(&rest).into_owned());
+        }
+        startups
+    });
+    let runtime = runtime(&format!(
+        "host=127.0.0.1 port={port} user=app password=s3cret dbname=postgres connect_timeout=5"
+    ));
+    let error = failed(call(&runtime, "db.query", "SELECT 1", json!([])));
+    assert_eq!(error.code.as_str(), "HANDLER_EXECUTION_ERROR");
+    // The innermost cause, not tokio-postgres's "error communicating with the server".
+    assert_eq!(
+        error.message,
+        format!(
+            "handler 'db': could not connect to the database at 127.0.0.1:{port}/postgres: Connection reset by peer (os error 104)"
+        )
+    );
+    drop(std::net::TcpStream::connect(("127.0.0.1", port)).expect("connects"));
+    let startups = server.join().expect("the server");
+    // The handler's start and the statement each tried once, as the host's user.
+    assert_eq!(startups.len(), 2, "{startups:?}");
+    assert!(
+        startups
+            .iter()
+            .all(|startup| startup.contains("user\0app\0")),
+        "{startups:?}"
+    );
 }
