@@ -751,3 +751,61 @@ fn a_connection_reset_during_the_handshake_is_reported_with_its_cause() {
         "{startups:?}"
     );
 }
+
+#[test]
+fn a_health_check_nothing_answers_fails_at_its_limit_and_the_checks_keep_one_connection() {
+    let cluster = PgCluster::start();
+    let proxy = Proxy::start(cluster_address(&cluster));
+    let runtime = Arc::new(runtime(&cluster.url_via(proxy.port(), "connect_timeout=1")));
+    all_succeed(&runtime, 1);
+    // The pooled connection is idle: the check pings it, and nothing answers.
+    proxy.blackhole(true);
+    let (report, took) = within(10, check_health(&runtime));
+    assert!(!report.healthy, "{report:?}");
+    assert_eq!(
+        report.details["error"], "the database did not answer a health check within 2000 ms",
+        "{report:?}"
+    );
+    // The unanswered ping's connection is retired.
+    assert_eq!(report.details["connections"], 0, "{report:?}");
+    assert!(
+        took >= Duration::from_millis(1950) && took < Duration::from_secs(3),
+        "{took:?}"
+    );
+    proxy.blackhole(false);
+
+    // Every pooled connection busy: the checks use a connection of their own, opened by
+    // the first and kept for the next.
+    let mut admin = cluster.admin();
+    let backends = |admin: &mut postgres::Client| -> Vec<i32> {
+        admin
+            .query(
+                "SELECT pid FROM pg_stat_activity WHERE usename = current_user AND backend_type = 'client backend' AND pid <> pg_backend_pid()",
+                &[],
+            )
+            .expect("asks")
+            .iter()
+            .map(|row| row.get(0))
+            .collect()
+    };
+    let slow = route(&runtime, "SELECT pg_sleep(2)::text AS slept", json!([]));
+    wait_until("the statement runs", 10, || {
+        running(&mut admin, "pg_sleep(2)") == 1
+    });
+    let (report, _) = within(10, check_health(&runtime));
+    assert!(report.healthy, "{report:?}");
+    let after_first = backends(&mut admin);
+    let (report, _) = within(10, check_health(&runtime));
+    assert!(report.healthy, "{report:?}");
+    let opened: Vec<i32> = backends(&mut admin)
+        .into_iter()
+        .filter(|pid| !after_first.contains(pid))
+        .collect();
+    assert_eq!(
+        opened,
+        Vec::<i32>::new(),
+        "the second check opened a connection"
+    );
+    assert_eq!(running(&mut admin, "pg_sleep(2)"), 1, "the check queued");
+    ok(within(10, slow));
+}

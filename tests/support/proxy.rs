@@ -154,7 +154,8 @@ fn accept(listener: &TcpListener, shared: &Arc<Shared>) {
     }
 }
 
-/// Copies `from` to `to` while passing; idles while blackholed; resets both at a reset.
+/// Copies `from` to `to` while passing; idles while blackholed (holding what it read, to
+/// pass once it passes again); resets both at a reset.
 fn pump(mut from: TcpStream, mut to: TcpStream, shared: &Shared, generation: u64) {
     let _ = from.set_read_timeout(Some(STEP));
     let mut buffer = [0u8; 16 * 1024];
@@ -172,6 +173,14 @@ fn pump(mut from: TcpStream, mut to: TcpStream, shared: &Shared, generation: u64
                 return;
             }
             Ok(read) => {
+                // Blackholed while the read waited: the bytes wait too, so that nothing
+                // passes once `blackhole(true)` has returned.
+                while shared.blackhole.load(Ordering::SeqCst) {
+                    if shared.generation.load(Ordering::SeqCst) != generation {
+                        return reset(&from, &to);
+                    }
+                    thread::sleep(STEP);
+                }
                 if to.write_all(&buffer[..read]).is_err() {
                     return;
                 }
