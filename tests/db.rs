@@ -470,38 +470,89 @@ fn sequential_statements_reuse_one_connection_and_a_cancelled_one_retires_it() {
 fn a_connection_the_server_closed_while_idle_is_replaced_without_failing_a_request() {
     let cluster = PgCluster::start();
     let runtime = runtime(&cluster.url());
-    let backend = || {
-        let rows = ok(call(
-            &runtime,
-            "db.query",
-            "SELECT pg_backend_pid() AS pid",
-            json!([]),
-        ))["rows"]
-            .clone();
+    let mut admin = cluster.admin();
+    let request = |sql: &str| {
+        let payload = json!({"sql": sql, "parameters": []});
+        let stamp = onex_host::envelope::Stamp::system();
+        let request = Envelope::request(&stamp, "store", "db.query", payload.as_object().cloned());
+        runtime.route_envelope(Box::new(request))
+    };
+    let backend = || async {
+        let rows = ok(*request("SELECT pg_backend_pid() AS pid").await)["rows"].clone();
         rows[0]["pid"].as_i64().expect("a pid")
     };
-    let first = backend();
-    let mut admin = postgres::Client::connect(&cluster.url(), postgres::NoTls).expect("connects");
+    // A statement kept in flight on a connection of its own, polled on this thread only,
+    // and only within the `within` calls below: with one in flight, the next statement
+    // takes a connection without giving the sockets a turn first (the statements in
+    // flight do that, when polled). So between those calls nothing reads what the server
+    // sends an idle connection, and whether or not the host's reactor has reported the
+    // server's farewell, only the check before use can see it.
+    let mut slow = Box::pin(request("SELECT pg_sleep(1)::text AS slept"));
+    within(10, async {
+        while crate::db_faults::running(&mut admin, "pg_sleep(1)") == 0 {
+            assert!(
+                future::poll_once(slow.as_mut()).await.is_none(),
+                "the slow statement finished"
+            );
+            smol::Timer::after(Duration::from_millis(1)).await;
+        }
+    });
+    // Past PROMPT: a connection busy this long takes no more while the pool has room.
+    std::thread::sleep(Duration::from_millis(5));
+    let first = alongside(slow.as_mut(), backend());
     let pid = i32::try_from(first).expect("a pid fits");
+    let port: i32 = admin
+        .query_one(
+            "SELECT client_port FROM pg_stat_activity WHERE pid = $1",
+            &[&pid],
+        )
+        .expect("asks")
+        .get(0);
     admin
         .execute("SELECT pg_terminate_backend($1)", &[&pid])
         .expect("terminates");
-    let gone = std::time::Instant::now();
-    while admin
-        .query("SELECT 1 FROM pg_stat_activity WHERE pid = $1", &[&pid])
-        .expect("asks")
-        .len()
-        == 1
-    {
-        assert!(
-            gone.elapsed() < Duration::from_secs(10),
-            "the backend lingers"
-        );
-        std::thread::sleep(Duration::from_millis(5));
-    }
-    // At once: whether or not the host's reactor has reported the server's farewell, the
-    // next query must not take the closed connection.
-    assert_ne!(backend(), first, "the closed connection was used");
+    crate::db_faults::wait_until(
+        "the server's farewell reaches the host's socket",
+        10,
+        || unread_bytes(port).is_some_and(|bytes| bytes > 0),
+    );
+    // Past IDLE_PAUSE (1 ms): the pool asks the kernel only about a connection idle that
+    // long.
+    std::thread::sleep(Duration::from_millis(2));
+    let next = alongside(slow.as_mut(), backend());
+    assert_ne!(next, first, "the closed connection was used");
+    ok(*within(10, slow));
+}
+
+/// Runs `work` to its end, polling `slow` (which must not end) after it each turn: every
+/// request awaiting a statement must be polled when woken, or it keeps the pool's
+/// sockets from the others (their executor wakes one waiting request at a time).
+fn alongside<T>(
+    slow: std::pin::Pin<&mut impl Future<Output = Box<Envelope>>>,
+    work: impl Future<Output = T>,
+) -> T {
+    within(
+        10,
+        future::or(work, async {
+            let response = slow.await;
+            panic!("the slow statement finished: {response:?}")
+        }),
+    )
+}
+
+/// Bytes waiting to be read in the 127.0.0.1 TCP socket bound to `port`, from
+/// /proc/net/tcp (`local_address` is `0100007F:PORT`, `tx_queue:rx_queue` in hex).
+fn unread_bytes(port: i32) -> Option<u64> {
+    let table = std::fs::read_to_string("/proc/net/tcp").expect("/proc/net/tcp");
+    let local = format!("0100007F:{port:04X}");
+    table.lines().skip(1).find_map(|line| {
+        let fields: Vec<&str> = line.split_whitespace().collect();
+        if fields.get(1) != Some(&local.as_str()) {
+            return None;
+        }
+        let (_, rx) = fields.get(4)?.split_once(':')?;
+        u64::from_str_radix(rx, 16).ok()
+    })
 }
 
 #[test]
@@ -779,4 +830,48 @@ fn a_result_the_memory_budget_cannot_hold_fails_and_its_charge_is_given_back() {
         ok(call(&runtime, "db.query", "SELECT 1 AS one", json!([])))["row_count"],
         1
     );
+}
+
+#[test]
+fn a_value_the_type_mapping_cannot_hold_names_its_column_and_the_cast_that_reads_it() {
+    let cluster = PgCluster::start();
+    let runtime = runtime(&cluster.url());
+    for (sql, column, type_, reason) in [
+        (
+            "SELECT 1 AS one, 'NaN'::numeric AS ratio",
+            "ratio",
+            "numeric",
+            "Error while converting to NaN",
+        ),
+        (
+            "SELECT 'infinity'::timestamp AS until",
+            "until",
+            "timestamp",
+            "value too large to decode",
+        ),
+        (
+            "SELECT '10000-01-01'::date AS due",
+            "due",
+            "date",
+            "value too large to decode",
+        ),
+    ] {
+        let error = failed(call(&runtime, "db.query", sql, json!([])));
+        assert_eq!(error.code.as_str(), "HANDLER_EXECUTION_ERROR");
+        assert_eq!(
+            error.message,
+            format!(
+                "handler 'db': column '{column}' holds a {type_} value the db handler cannot read ({reason}); cast it in SQL, e.g. {column}::text"
+            )
+        );
+    }
+    // The cast the message suggests reads it; the connection stayed usable.
+    let rows = ok(call(
+        &runtime,
+        "db.query",
+        "SELECT 'NaN'::numeric::text AS ratio, 'infinity'::timestamp::text AS until",
+        json!([]),
+    ))["rows"]
+        .clone();
+    assert_eq!(rows, json!([{"ratio": "NaN", "until": "infinity"}]));
 }

@@ -5,6 +5,7 @@
 //! fault every statement and health check gets an error within its deadline; after it,
 //! every statement succeeds. (Stopping and restarting the server is in `db`.)
 
+use std::io::Read;
 use std::net::{SocketAddr, TcpListener};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -73,7 +74,7 @@ fn statements_and_health(
 }
 
 /// Polls `check` every 10 ms until it holds, failing after `seconds`.
-fn wait_until(what: &str, seconds: u64, mut check: impl FnMut() -> bool) {
+pub(crate) fn wait_until(what: &str, seconds: u64, mut check: impl FnMut() -> bool) {
     let started = Instant::now();
     while !check() {
         assert!(
@@ -85,7 +86,7 @@ fn wait_until(what: &str, seconds: u64, mut check: impl FnMut() -> bool) {
 }
 
 /// How many other backends are running a statement containing `text`.
-fn running(admin: &mut postgres::Client, text: &str) -> i64 {
+pub(crate) fn running(admin: &mut postgres::Client, text: &str) -> i64 {
     admin
         .query_one(
             "SELECT count(*) FROM pg_stat_activity WHERE state = 'active' AND pid <> pg_backend_pid() AND strpos(query, $1) > 0",
@@ -638,4 +639,173 @@ fn the_production_host_answers_probes_and_requests_while_the_server_is_frozen() 
     assert_eq!(probe("/health/ready").0, 200);
     daemon.signal("TERM");
     assert_eq!(daemon.exit().0, Some(0));
+}
+
+#[test]
+fn a_cancel_request_nothing_answers_is_given_up_after_a_second_and_logged() {
+    let (port, line, took) = cancel_through(Proxy::ignore_new_connections);
+    assert_eq!(
+        line,
+        format!(
+            "WARN could not send a cancel request to the database at 127.0.0.1:{port}: no answer within 1000 ms; the statement it was for runs on until it ends or reaches statement_timeout"
+        )
+    );
+    // Bounded by the cancel's own limit, not by TCP's retries (minutes).
+    assert!(
+        took >= Duration::from_millis(950) && took < Duration::from_secs(3),
+        "{took:?}"
+    );
+}
+
+#[test]
+fn a_cancel_request_the_server_refuses_is_logged_with_the_reason() {
+    let (port, line, took) = cancel_through(Proxy::refuse_new_connections);
+    assert_eq!(
+        line,
+        format!(
+            "WARN could not send a cancel request to the database at 127.0.0.1:{port}: Connection refused (os error 111); the statement it was for runs on until it ends or reaches statement_timeout"
+        )
+    );
+    assert!(took < Duration::from_millis(950), "{took:?}");
+}
+
+/// Runs a slow statement through a proxy, applies `fault` to the proxy (its connection to
+/// the server carries on), drops the request mid-statement and waits for the warning that
+/// the cancel request could not be sent: returns the proxy's port (where the cancel went),
+/// the warning and how long after the drop it came. The server's statement runs on.
+fn cancel_through(fault: fn(&mut Proxy)) -> (u16, String, Duration) {
+    crate::support::logs::capture();
+    let cluster = PgCluster::start();
+    let mut proxy = Proxy::start(cluster_address(&cluster));
+    let runtime = Arc::new(runtime(&cluster.url_via(proxy.port(), "")));
+    let mut admin = cluster.admin();
+    let sleeping = route(&runtime, "SELECT pg_sleep(10)::text AS slept", json!([]));
+    wait_until("the statement runs", 10, || {
+        running(&mut admin, "pg_sleep(10)") == 1
+    });
+    fault(&mut proxy);
+    let dropped = Instant::now();
+    assert!(
+        within(10, sleeping.cancel()).is_none(),
+        "the statement finished"
+    );
+    let line = crate::support::logs::wait_for(
+        &format!(
+            "could not send a cancel request to the database at 127.0.0.1:{}:",
+            proxy.port()
+        ),
+        10,
+    );
+    let took = dropped.elapsed();
+    assert_eq!(
+        running(&mut admin, "pg_sleep(10)"),
+        1,
+        "the statement was cancelled"
+    );
+    (proxy.port(), line, took)
+}
+
+#[test]
+fn a_connection_reset_during_the_handshake_is_reported_with_its_cause() {
+    // Takes each connection's startup message and resets the connection, as a pooler or
+    // firewall turning the host away does; a connection that sends nothing ends it.
+    let listener = TcpListener::bind("127.0.0.1:0").expect("a port");
+    let port = listener.local_addr().expect("an address").port();
+    let server = std::thread::spawn(move || {
+        let mut startups = Vec::new();
+        for stream in listener.incoming() {
+            let mut stream = stream.expect("accepts");
+            let mut length = [0u8; 4];
+            if stream.read_exact(&mut length).is_err() {
+                return startups;
+            }
+            let mut rest = vec![0; u32::from_be_bytes(length) as usize - 4];
+            stream.read_exact(&mut rest).expect("the startup message");
+            socket2::SockRef::from(&stream)
+                .set_linger(Some(Duration::ZERO))
+                .expect("SO_LINGER");
+            startups.push(String::from_utf8_lossy(&rest).into_owned());
+        }
+        startups
+    });
+    let runtime = runtime(&format!(
+        "host=127.0.0.1 port={port} user=app password=s3cret dbname=postgres connect_timeout=5"
+    ));
+    let error = failed(call(&runtime, "db.query", "SELECT 1", json!([])));
+    assert_eq!(error.code.as_str(), "HANDLER_EXECUTION_ERROR");
+    // The innermost cause, not tokio-postgres's "error communicating with the server".
+    assert_eq!(
+        error.message,
+        format!(
+            "handler 'db': could not connect to the database at 127.0.0.1:{port}/postgres: Connection reset by peer (os error 104)"
+        )
+    );
+    drop(std::net::TcpStream::connect(("127.0.0.1", port)).expect("connects"));
+    let startups = server.join().expect("the server");
+    // The handler's start and the statement each tried once, as the host's user.
+    assert_eq!(startups.len(), 2, "{startups:?}");
+    assert!(
+        startups
+            .iter()
+            .all(|startup| startup.contains("user\0app\0")),
+        "{startups:?}"
+    );
+}
+
+#[test]
+fn a_health_check_nothing_answers_fails_at_its_limit_and_the_checks_keep_one_connection() {
+    let cluster = PgCluster::start();
+    let proxy = Proxy::start(cluster_address(&cluster));
+    let runtime = Arc::new(runtime(&cluster.url_via(proxy.port(), "connect_timeout=1")));
+    all_succeed(&runtime, 1);
+    // The pooled connection is idle: the check pings it, and nothing answers.
+    proxy.blackhole(true);
+    let (report, took) = within(10, check_health(&runtime));
+    assert!(!report.healthy, "{report:?}");
+    assert_eq!(
+        report.details["error"], "the database did not answer a health check within 2000 ms",
+        "{report:?}"
+    );
+    // The unanswered ping's connection is retired.
+    assert_eq!(report.details["connections"], 0, "{report:?}");
+    assert!(
+        took >= Duration::from_millis(1950) && took < Duration::from_secs(3),
+        "{took:?}"
+    );
+    proxy.blackhole(false);
+
+    // Every pooled connection busy: the checks use a connection of their own, opened by
+    // the first and kept for the next.
+    let mut admin = cluster.admin();
+    let backends = |admin: &mut postgres::Client| -> Vec<i32> {
+        admin
+            .query(
+                "SELECT pid FROM pg_stat_activity WHERE usename = current_user AND backend_type = 'client backend' AND pid <> pg_backend_pid()",
+                &[],
+            )
+            .expect("asks")
+            .iter()
+            .map(|row| row.get(0))
+            .collect()
+    };
+    let slow = route(&runtime, "SELECT pg_sleep(2)::text AS slept", json!([]));
+    wait_until("the statement runs", 10, || {
+        running(&mut admin, "pg_sleep(2)") == 1
+    });
+    let (report, _) = within(10, check_health(&runtime));
+    assert!(report.healthy, "{report:?}");
+    let after_first = backends(&mut admin);
+    let (report, _) = within(10, check_health(&runtime));
+    assert!(report.healthy, "{report:?}");
+    let opened: Vec<i32> = backends(&mut admin)
+        .into_iter()
+        .filter(|pid| !after_first.contains(pid))
+        .collect();
+    assert_eq!(
+        opened,
+        Vec::<i32>::new(),
+        "the second check opened a connection"
+    );
+    assert_eq!(running(&mut admin, "pg_sleep(2)"), 1, "the check queued");
+    ok(within(10, slow));
 }

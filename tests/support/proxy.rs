@@ -1,7 +1,9 @@
 //! A loopback TCP proxy for fault injection: 127.0.0.1 only, std threads. It passes bytes
 //! both ways, or blackholes them (stops forwarding and keeps every socket open, as a cut
-//! network does), or resets every connection it holds (RST to both ends). Stopped, its
-//! threads joined and its sockets reset, when dropped.
+//! network does), or resets every connection it holds (RST to both ends); and it can stop
+//! taking new connections, refusing them (nothing listens) or ignoring them (nothing
+//! answers a connect), while those it holds carry on. Stopped, its threads joined and its
+//! sockets reset, when dropped.
 
 use std::io::{ErrorKind, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
@@ -18,6 +20,9 @@ pub struct Proxy {
     port: u16,
     shared: Arc<Shared>,
     accepting: Option<JoinHandle<()>>,
+    /// Set by [`Proxy::ignore_new_connections`]: a listener on the proxy's port whose
+    /// accept queue the other socket fills.
+    deaf: Option<(socket2::Socket, TcpStream)>,
 }
 
 struct Shared {
@@ -49,7 +54,44 @@ impl Proxy {
             port,
             shared,
             accepting: Some(accepting),
+            deaf: None,
         }
+    }
+
+    /// Stops listening: a new connection is refused (RST), as by a server that is down.
+    /// The connections open now carry on.
+    pub fn refuse_new_connections(&mut self) {
+        self.stop_accepting();
+    }
+
+    /// Stops answering new connections, as a server cut off from the network does: its
+    /// port is taken over by a listener whose accept queue is full, so the kernel drops
+    /// every new SYN and a connect waits (for minutes, retrying). The connections open
+    /// now carry on.
+    pub fn ignore_new_connections(&mut self) {
+        self.stop_accepting();
+        let socket = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None)
+            .expect("a socket");
+        // The connections the proxy accepted still hold the port.
+        socket.set_reuse_address(true).expect("SO_REUSEADDR");
+        socket
+            .bind(&SocketAddr::from(([127, 0, 0, 1], self.port)).into())
+            .expect("the proxy's port");
+        // A backlog of 0 queues one connection, never accepted: this one.
+        socket.listen(0).expect("listens");
+        let filler = TcpStream::connect(("127.0.0.1", self.port)).expect("fills the queue");
+        self.deaf = Some((socket, filler));
+    }
+
+    /// Ends the accepting thread, closing the listener.
+    fn stop_accepting(&mut self) {
+        let Some(accepting) = self.accepting.take() else {
+            return;
+        };
+        self.shared.stopping.store(true, Ordering::SeqCst);
+        // Wakes the blocking accept.
+        let _ = TcpStream::connect(("127.0.0.1", self.port));
+        let _ = accepting.join();
     }
 
     /// The port clients connect to.
@@ -74,12 +116,7 @@ impl Proxy {
 
 impl Drop for Proxy {
     fn drop(&mut self) {
-        self.shared.stopping.store(true, Ordering::SeqCst);
-        // Wakes the blocking accept.
-        let _ = TcpStream::connect(("127.0.0.1", self.port));
-        if let Some(accepting) = self.accepting.take() {
-            let _ = accepting.join();
-        }
+        self.stop_accepting();
         self.reset();
     }
 }
@@ -117,7 +154,8 @@ fn accept(listener: &TcpListener, shared: &Arc<Shared>) {
     }
 }
 
-/// Copies `from` to `to` while passing; idles while blackholed; resets both at a reset.
+/// Copies `from` to `to` while passing; idles while blackholed (holding what it read, to
+/// pass once it passes again); resets both at a reset.
 fn pump(mut from: TcpStream, mut to: TcpStream, shared: &Shared, generation: u64) {
     let _ = from.set_read_timeout(Some(STEP));
     let mut buffer = [0u8; 16 * 1024];
@@ -135,6 +173,14 @@ fn pump(mut from: TcpStream, mut to: TcpStream, shared: &Shared, generation: u64
                 return;
             }
             Ok(read) => {
+                // Blackholed while the read waited: the bytes wait too, so that nothing
+                // passes once `blackhole(true)` has returned.
+                while shared.blackhole.load(Ordering::SeqCst) {
+                    if shared.generation.load(Ordering::SeqCst) != generation {
+                        return reset(&from, &to);
+                    }
+                    thread::sleep(STEP);
+                }
                 if to.write_all(&buffer[..read]).is_err() {
                     return;
                 }

@@ -6,6 +6,7 @@ use std::pin::pin;
 
 use futures_lite::StreamExt;
 use serde_json::Value;
+use tokio_postgres::Column;
 use tokio_postgres::RowStream;
 
 use super::{error, types};
@@ -34,7 +35,7 @@ pub(super) async fn collect(rows: RowStream, charge: &Charge) -> Result<Vec<Valu
                     column.name()
                 ))
             })?;
-            let value = value.map_err(error::db_error)?;
+            let value = value.map_err(|error| unreadable(column, error))?;
             unpaid += column.name().len() as u64 * TEXT_COPIES + weight(&value);
             object.insert(column.name().to_owned(), value);
         }
@@ -45,6 +46,20 @@ pub(super) async fn collect(rows: RowStream, charge: &Charge) -> Result<Vec<Valu
     }
     pay(charge, &mut unpaid)?;
     Ok(out)
+}
+
+/// A value of `column` the type mapping cannot hold (a `numeric` NaN or past 28 digits, a
+/// date or timestamp beyond year 9999 or infinite): which column, why, and what to do.
+fn unreadable(column: &Column, error: tokio_postgres::Error) -> HandlerError {
+    HandlerError::Execution {
+        message: format!(
+            "column '{name}' holds a {type_} value the db handler cannot read ({reason}); cast it in SQL, e.g. {name}::text",
+            name = column.name(),
+            type_ = column.type_(),
+            reason = error::failure_reason(&error),
+        ),
+        source: Some(Box::new(error)),
+    }
 }
 
 fn pay(charge: &Charge, unpaid: &mut u64) -> Result<(), HandlerError> {

@@ -18,7 +18,9 @@ use super::socket::Socket;
 /// How long sending one cancel request may take.
 pub(super) const CANCEL_TIMEOUT: Duration = Duration::from_secs(1);
 
-/// Sends a cancel request for the backend `token` names on `peer`, in the background.
+/// Sends a cancel request for the backend `token` names on `peer`, in the background; one
+/// that fails, or gets no answer within [`CANCEL_TIMEOUT`] (a server cut off: nothing
+/// answers the connect), is given up with a warning naming the server and why.
 pub(super) fn spawn(peer: Peer, token: CancelToken) -> Task<()> {
     smol::spawn(async move {
         let sent = async {
@@ -36,7 +38,7 @@ pub(super) fn spawn(peer: Peer, token: CancelToken) -> Task<()> {
             ))
         };
         if let Err(reason) = future::or(sent, timed_out).await {
-            log::warn!(handler_type = "db"; "could not send a cancel request to the database: {reason}");
+            log::warn!(handler_type = "db"; "could not send a cancel request to the database at {peer}: {reason}; the statement it was for runs on until it ends or reaches statement_timeout");
         }
     })
 }

@@ -34,6 +34,16 @@ pub(super) enum Peer {
     Unix(PathBuf),
 }
 
+/// Where the server is, as log lines name it: `127.0.0.1:5432`, or the socket's path.
+impl std::fmt::Display for Peer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Peer::Tcp(address) => address.fmt(f),
+            Peer::Unix(path) => path.display().fmt(f),
+        }
+    }
+}
+
 impl Peer {
     /// Connects a new socket to the same server.
     pub(super) async fn connect(&self) -> io::Result<Arc<dyn Duplex>> {

@@ -127,8 +127,6 @@ impl Link {
         self.client.is_closed()
     }
 
-    /// When (µs on the pool's clock) a statement last finished here, or the link last
-    /// went from idle to busy.
     /// Whether the server sent this connection something not yet read (while idle that
     /// is its farewell, most likely: it ended the session), asking the kernel, not the
     /// reactor, which may not have reported it yet.
@@ -136,6 +134,8 @@ impl Link {
         self.socket.has_bytes_waiting()
     }
 
+    /// When (µs on the pool's clock) a statement last finished here, or the link last
+    /// went from idle to busy.
     pub(super) fn progress(&self) -> u64 {
         self.progress.load(Ordering::Relaxed)
     }
