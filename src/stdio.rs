@@ -98,7 +98,7 @@ pub async fn write(
     } = output;
     let mut events = pin!(
         responses
-            .map(Event::Response)
+            .map(|delivery| Event::Response(delivery.message))
             .or(total.map(Event::Total).chain(stream::pending()))
     );
     let (mut written, mut expected) = (0u64, None);

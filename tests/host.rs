@@ -255,7 +255,7 @@ fn a_malformed_message_whose_answer_waits_for_room_is_answered_at_the_deadline()
             future::yield_now().await;
             let mut last = Vec::new();
             for _ in 0..=DEFAULT_CAPACITY {
-                last = outputs.next().await.expect("a message");
+                last = outputs.next().await.expect("a message").message;
             }
             last
         };

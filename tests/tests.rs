@@ -16,5 +16,6 @@ mod handler_contracts;
 mod host;
 mod http;
 mod kafka_contract;
+mod receipts;
 mod routing;
 mod shutdown;

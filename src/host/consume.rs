@@ -7,6 +7,11 @@
 //! hold is charged to the host's memory budget ([`weight`]): so memory stays bounded in
 //! messages and in bytes. Its charge is given back once its response is published.
 //!
+//! A message's receipt travels with its response and is settled once the response is
+//! published (a networked bus commits only past settled messages); a response that cannot
+//! be published sets its request aside on the bus's dead-letter topic if it has one, and
+//! is settled then; else the host stops, and the message is delivered again later.
+//!
 //! With one in flight, a request's slot frees once its response is computed, and the
 //! response is published while the next request waits on its handler (or at once, if no
 //! request waits): its JSON is then written during the handler's round trip, not between
@@ -22,7 +27,7 @@ use uuid::Uuid;
 
 use super::{RuntimeHost, Ticket};
 use crate::budget::Charge;
-use crate::bus::{BusError, Message, Subscription};
+use crate::bus::{BusError, Delivery, Message, Receipt, Subscription};
 use crate::envelope::parse::parse_request;
 use crate::envelope::weight::weight;
 use crate::envelope::{Envelope, EnvelopeError, RequestContext};
@@ -41,6 +46,14 @@ use crate::latch::Latch;
 /// across an `await`.
 type Pending = RefCell<BTreeMap<u64, (Message, Uuid)>>;
 
+/// A computed response on its way out, with what its request holds until it has left.
+struct Answer {
+    sequence: u64,
+    response: Box<Envelope>,
+    charge: Option<Charge>,
+    receipt: Receipt,
+}
+
 impl RuntimeHost {
     /// Answers the messages of `inputs` until it ends (the input topic was closed and
     /// drained) and every request is finished, or until `deadline` is set: then every
@@ -58,13 +71,13 @@ impl RuntimeHost {
         let lost: RefCell<Option<BusError>> = RefCell::new(None);
         let answered = Cell::new(0u64);
         // A message taken from the input while it waits for a slot.
-        let held: Cell<Option<Message>> = Cell::new(None);
+        let held: Cell<Option<Delivery>> = Cell::new(None);
         let tasks = LocalExecutor::new();
         let answering = async {
             let mut sequence = 0u64;
             // With one in flight: the last response, computed and not yet published, and
-            // its request's charge.
-            let mut unpublished: Option<(u64, Box<Envelope>, Option<Charge>)> = None;
+            // its request's charge and receipt.
+            let mut unpublished: Option<Answer> = None;
             // A response that cannot be published stops the loop: nothing after it could be.
             while lost.borrow().is_none() {
                 // Take input only when there is room, without holding the room while
@@ -87,9 +100,9 @@ impl RuntimeHost {
                         inputs.next().await
                     }
                 };
-                let Some(message) = next else { break };
-                let weight = weight(&message);
-                held.set(Some(message));
+                let Some(delivery) = next else { break };
+                let weight = weight(&delivery.message);
+                held.set(Some(delivery));
                 // Room in the budget before a slot: whoever holds a slot never waits for
                 // the budget, so no request waits on one that waits for it (API requests
                 // take their charge first too).
@@ -105,13 +118,17 @@ impl RuntimeHost {
                 };
                 let ticket = self.admit().await;
                 // Only the deadline takes a held message, and it ends this loop first.
-                let Some(message) = held.take() else {
+                let Some(Delivery { message, receipt }) = held.take() else {
                     break;
                 };
                 sequence += 1;
                 if self.max_in_flight > 1 {
                     let task = self.answer(
-                        sequence, message, charge, ticket, &pending, &lost, &answered,
+                        (sequence, message, charge, receipt),
+                        ticket,
+                        &pending,
+                        &lost,
+                        &answered,
                     );
                     tasks.spawn(task).detach();
                     continue;
@@ -134,7 +151,12 @@ impl RuntimeHost {
                         future::zip(handled, publish).await.0
                     }
                 };
-                unpublished = Some((sequence, response, charge));
+                unpublished = Some(Answer {
+                    sequence,
+                    response,
+                    charge,
+                    receipt,
+                });
             }
             if let Some(last) = unpublished.take() {
                 if lost.borrow().is_none() {
@@ -164,7 +186,7 @@ impl RuntimeHost {
             return Err(error.into());
         }
         if !finished {
-            let held = held.take();
+            let held = held.take().map(|delivery| delivery.message);
             answered += self.answer_unfinished(held, inputs, pending).await?;
         }
         Ok(answered)
@@ -173,12 +195,9 @@ impl RuntimeHost {
     /// Handles one message: parse, route, publish; the pending entry lives until the
     /// response is published, so the deadline answers exactly the unanswered. The ticket
     /// is held until then, so responses waiting for room count against the slots.
-    #[allow(clippy::too_many_arguments)]
     async fn answer(
         &self,
-        sequence: u64,
-        message: Message,
-        charge: Option<Charge>,
+        (sequence, message, charge, receipt): (u64, Message, Option<Charge>, Receipt),
         ticket: Ticket<'_>,
         pending: &Pending,
         lost: &RefCell<Option<BusError>>,
@@ -187,8 +206,13 @@ impl RuntimeHost {
         let response = self
             .handle(sequence, message, charge.clone(), pending)
             .await;
-        self.publish_answer((sequence, response, charge), pending, lost, answered)
-            .await;
+        let answer = Answer {
+            sequence,
+            response,
+            charge,
+            receipt,
+        };
+        self.publish_answer(answer, pending, lost, answered).await;
         drop(ticket);
     }
 
@@ -227,27 +251,89 @@ impl RuntimeHost {
         }
     }
 
-    /// Publishes the response to pending message `sequence`, which is then answered and
-    /// its charge given back; a response that cannot be published is recorded in `lost`.
+    /// Publishes the response to pending message `sequence`, which is then answered (its
+    /// receipt settled) and its charge given back. A response that cannot be published
+    /// sets the message aside on the dead-letter topic, if the bus has one; else it is
+    /// recorded in `lost`, and the message stays unsettled.
     async fn publish_answer(
         &self,
-        (sequence, response, charge): (u64, Box<Envelope>, Option<Charge>),
+        answer: Answer,
         pending: &Pending,
         lost: &RefCell<Option<BusError>>,
         answered: &Cell<u64>,
     ) {
-        match self.bus.publish_envelope(&response, &self.output).await {
-            Ok(()) => answered.set(answered.get() + 1),
+        let Answer {
+            sequence,
+            response,
+            charge,
+            receipt,
+        } = answer;
+        let published = self
+            .bus
+            .publish_reply(&response, &self.output, &receipt)
+            .await;
+        let settled = match published {
+            Ok(()) => Ok(()),
             Err(error) => {
-                log::error!(
-                    correlation_id = response.correlation_id.to_string().as_str();
-                    "response {} could not be published: {error}", response.envelope_id
-                );
+                self.set_aside(sequence, &response, &receipt, error, pending)
+                    .await
+            }
+        };
+        match settled {
+            Ok(()) => {
+                receipt.settle();
+                answered.set(answered.get() + 1);
+            }
+            Err(error) => {
                 lost.borrow_mut().get_or_insert(error);
             }
         }
         pending.borrow_mut().remove(&sequence);
         drop(charge);
+    }
+
+    /// After `response` could not be published (`error`): sets its request aside on the
+    /// dead-letter topic. Fails with the publishing error if that fails too.
+    async fn set_aside(
+        &self,
+        sequence: u64,
+        response: &Envelope,
+        receipt: &Receipt,
+        error: BusError,
+        pending: &Pending,
+    ) -> Result<(), BusError> {
+        let origin = receipt.origin().unwrap_or_default();
+        let correlation_id = response.correlation_id.to_string();
+        log::error!(
+            correlation_id = correlation_id.as_str(), origin = origin.as_str();
+            "response {} could not be published: {error}", response.envelope_id
+        );
+        let message = pending
+            .borrow()
+            .get(&sequence)
+            .map(|(message, _)| message.clone());
+        let reason = format!("the response could not be published: {error}");
+        let set_aside = self
+            .bus
+            .dead_letter(&message.unwrap_or_default(), receipt, &reason)
+            .await;
+        match set_aside {
+            Ok(()) => {
+                log::warn!(
+                    correlation_id = correlation_id.as_str(), origin = origin.as_str();
+                    "request set aside on the dead-letter topic"
+                );
+                Ok(())
+            }
+            Err(BusError::NoDeadLetterTopic) => Err(error),
+            Err(dead) => {
+                log::error!(
+                    correlation_id = correlation_id.as_str(), origin = origin.as_str();
+                    "the request could not be set aside either: {dead}"
+                );
+                Err(error)
+            }
+        }
     }
 
     /// At the deadline: a failure for every request still running, the message in hand
@@ -280,10 +366,11 @@ impl RuntimeHost {
             .collect();
         let mut not_started = held;
         loop {
+            // Not settled: a bus that keeps its place delivers them again.
             let message = match not_started.take() {
                 Some(message) => message,
                 None => match future::poll_once(inputs.next()).await {
-                    Some(Some(message)) => message,
+                    Some(Some(delivery)) => delivery.message,
                     _ => break,
                 },
             };

@@ -54,7 +54,7 @@ pub async fn serve(host: &RuntimeHost, messages: Vec<Vec<u8>>) -> Vec<Vec<u8>> {
     let receiving = async {
         let mut received = Vec::with_capacity(count);
         while received.len() < count {
-            received.push(responses.next().await.expect("a response"));
+            received.push(responses.next().await.expect("a response").message);
         }
         received
     };

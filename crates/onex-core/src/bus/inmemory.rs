@@ -15,7 +15,7 @@ use event_listener::Event;
 use futures_lite::StreamExt;
 use futures_lite::future::{self, Boxed};
 
-use super::{BusError, BusKind, EventBus, Message, Subscription, Topic};
+use super::{BusError, BusKind, Delivery, EventBus, Message, Subscription, Topic};
 use crate::health::HealthReport;
 
 /// How many messages a topic holds before publishers wait, unless told otherwise.
@@ -212,7 +212,7 @@ impl EventBus for InMemoryEventBus {
             .ok_or_else(|| BusError::Closed(topic.clone()))?;
         Ok(Box::pin(rx.map(move |message| {
             room.leave(message.len() as u64);
-            message
+            Delivery::unreceipted(message)
         })))
     }
 
@@ -275,8 +275,8 @@ mod tests {
                 bus.publish(&b, vec![100 + i]).await.unwrap();
             }
             for i in 0..5u8 {
-                assert_eq!(sub_a.next().await, Some(vec![i]));
-                assert_eq!(sub_b.next().await, Some(vec![100 + i]));
+                assert_eq!(sub_a.next().await.map(|d| d.message), Some(vec![i]));
+                assert_eq!(sub_b.next().await.map(|d| d.message), Some(vec![100 + i]));
             }
         });
     }
@@ -296,10 +296,10 @@ mod tests {
                 future::poll_once(&mut third).await.is_none(),
                 "must wait while full"
             );
-            assert_eq!(sub.next().await, Some(vec![1]));
+            assert_eq!(sub.next().await.map(|d| d.message), Some(vec![1]));
             third.await.unwrap();
-            assert_eq!(sub.next().await, Some(vec![2]));
-            assert_eq!(sub.next().await, Some(vec![3]));
+            assert_eq!(sub.next().await.map(|d| d.message), Some(vec![2]));
+            assert_eq!(sub.next().await.map(|d| d.message), Some(vec![3]));
         });
     }
 
@@ -315,14 +315,14 @@ mod tests {
                 future::poll_once(&mut second).await.is_none(),
                 "must wait while 6 + 6 bytes exceed 10"
             );
-            assert_eq!(sub.next().await, Some(vec![1; 6]));
+            assert_eq!(sub.next().await.map(|d| d.message), Some(vec![1; 6]));
             second.await.unwrap();
-            assert_eq!(sub.next().await, Some(vec![2; 6]));
+            assert_eq!(sub.next().await.map(|d| d.message), Some(vec![2; 6]));
             // Larger than the whole topic: it enters alone.
             bus.publish(&topic, vec![3; 50]).await.unwrap();
             let mut small = bus.publish(&topic, vec![4]);
             assert!(future::poll_once(&mut small).await.is_none());
-            assert_eq!(sub.next().await, Some(vec![3; 50]));
+            assert_eq!(sub.next().await.map(|d| d.message), Some(vec![3; 50]));
             small.await.unwrap();
         });
     }
@@ -335,8 +335,8 @@ mod tests {
             let mut sub = bus.subscribe(&topic).unwrap();
             bus.publish(&topic, vec![1]).await.unwrap();
             bus.close();
-            assert_eq!(sub.next().await, Some(vec![1]));
-            assert_eq!(sub.next().await, None);
+            assert_eq!(sub.next().await.map(|d| d.message), Some(vec![1]));
+            assert_eq!(sub.next().await.map(|d| d.message), None);
             let error = bus.publish(&topic, vec![2]).await.unwrap_err();
             assert_eq!(error.to_string(), "topic 't' is closed");
             assert!(!bus.health_check().await.healthy);
@@ -353,8 +353,8 @@ mod tests {
             bus.close_topic(&a);
             assert!(bus.publish(&a, vec![2]).await.is_err());
             bus.publish(&b, vec![3]).await.unwrap();
-            assert_eq!(sub_a.next().await, Some(vec![1]));
-            assert_eq!(sub_a.next().await, None);
+            assert_eq!(sub_a.next().await.map(|d| d.message), Some(vec![1]));
+            assert_eq!(sub_a.next().await.map(|d| d.message), None);
         });
     }
 
