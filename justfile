@@ -27,10 +27,10 @@ run:
 validate contract="contracts/runtime/infra_runtime_host.yaml":
     cargo run --bin omnibase-runtime-host -- --dry-run {{contract}}
 
-# Build the fully static musl binary (needs: apt-get install musl-tools;
-# rustup target add x86_64-unknown-linux-musl).
+# Build the fully static musl binary (needs: apt-get install musl-tools cmake g++
+# libcurl4-openssl-dev; rustup target add x86_64-unknown-linux-musl).
 build-static:
-    cargo build --release --target x86_64-unknown-linux-musl --bin omnibase-runtime-host
+    . .ci/musl-env && cargo build --release --target x86_64-unknown-linux-musl --bin omnibase-runtime-host
 
 # Build the static binary and the image localhost/omnibase-runtime-host:0.1.0 (podman).
 image:
@@ -46,4 +46,4 @@ bench *scenarios:
 
 # The same on the static musl build users get in the image.
 bench-static *scenarios:
-    cargo bench --bench suite --target x86_64-unknown-linux-musl -- {{scenarios}}
+    . .ci/musl-env && cargo bench --bench suite --target x86_64-unknown-linux-musl -- {{scenarios}}
