@@ -51,6 +51,7 @@ pub mod api;
 pub mod busy_poll;
 pub mod handlers;
 pub mod host;
+pub mod kafka;
 pub mod latch;
 pub mod logging;
 pub mod metrics;

@@ -19,6 +19,7 @@ use crate::handlers::db::HandlerDb;
 use crate::handlers::http::HttpHandler;
 use crate::handlers::local::LocalHandler;
 use crate::host::RuntimeHost;
+use crate::kafka::KafkaEventBus;
 use crate::runtime::{NodeInstance, NodeRuntime};
 
 /// Which binary is wiring, and so which handlers it may register.
@@ -57,13 +58,11 @@ pub fn build_handler(handler_type: HandlerType) -> Box<dyn Handler> {
     }
 }
 
-/// Builds the event bus `config` describes, without connecting anything.
-pub fn build_bus(config: &EventBusConfig) -> Result<Arc<dyn EventBus>, HostError> {
+/// Builds the event bus `config` describes for the host `name`, connecting nothing yet.
+pub fn build_bus(config: &EventBusConfig, name: &str) -> Arc<dyn EventBus> {
     match config {
-        EventBusConfig::InMemory => Ok(Arc::new(InMemoryEventBus::default())),
-        EventBusConfig::Kafka(_) => Err(HostError::Configuration(
-            "this build reads kafka contracts but has no kafka event bus yet: run on event_bus.kind: inmemory".into(),
-        )),
+        EventBusConfig::InMemory => Arc::new(InMemoryEventBus::default()),
+        EventBusConfig::Kafka(kafka) => Arc::new(KafkaEventBus::new(kafka.clone(), name)),
     }
 }
 
@@ -91,7 +90,7 @@ pub fn build_host(
     Ok(RuntimeHost::new(
         contract.name.clone(),
         runtime,
-        build_bus(&contract.event_bus)?,
+        build_bus(&contract.event_bus, &contract.name),
         contract.input_topic(),
         contract.output_topic(),
         max_in_flight,

@@ -7,6 +7,7 @@ pub mod daemon;
 pub mod fixture;
 pub mod host;
 pub mod http_server;
+pub mod kafka;
 pub mod logs;
 pub mod postgres;
 pub mod process;

@@ -8,6 +8,7 @@ use std::time::Duration;
 use log::LevelFilter;
 
 use onex_host::api::DEFAULT_REQUEST_TIMEOUT;
+use onex_host::bus::BusKind;
 use onex_host::busy_poll::MAX_WINDOW_MICROS;
 use onex_host::logging::LogFormat;
 
@@ -99,6 +100,11 @@ pub enum UsageError {
         "nothing to serve: pass --stdin to answer request lines from standard input, or --dry-run to validate the contract"
     )]
     NoInput,
+    /// `--stdin` with a contract whose bus is not in-process.
+    #[error(
+        "--stdin feeds the in-memory bus, and this contract's event bus is kafka: run without --stdin to consume its input topic"
+    )]
+    StdinOnKafka,
 }
 
 /// Parses the arguments after the program name.
@@ -204,9 +210,6 @@ pub fn parse(mut args: Vec<OsString>) -> Result<Command, UsageError> {
         return Err(UsageError::Unexpected(extra.to_string_lossy().into_owned()));
     }
     let contract = contract.ok_or(UsageError::MissingContract)?;
-    if !stdin && listen.is_none() && !dry_run {
-        return Err(UsageError::NoInput);
-    }
     Ok(Command::Run(Options {
         contract,
         stdin,
@@ -220,6 +223,20 @@ pub fn parse(mut args: Vec<OsString>) -> Result<Command, UsageError> {
         log_level,
         log_format,
     }))
+}
+
+/// Checks that `options` give a host on `bus` a way to receive envelopes: the kafka bus
+/// brings its own (its input topic); the in-memory bus needs `--stdin` or `--listen`,
+/// unless the run only validates.
+pub fn check_input(options: &Options, bus: BusKind) -> Result<(), UsageError> {
+    match bus {
+        BusKind::Kafka if options.stdin => Err(UsageError::StdinOnKafka),
+        BusKind::Kafka => Ok(()),
+        BusKind::InMemory if !options.stdin && options.listen.is_none() && !options.dry_run => {
+            Err(UsageError::NoInput)
+        }
+        BusKind::InMemory => Ok(()),
+    }
 }
 
 /// The whole number given to `option`, or `default`.
@@ -322,7 +339,22 @@ mod tests {
     #[test]
     fn refuses_what_it_cannot_run() {
         assert_eq!(parse_strs(&["--stdin"]), Err(UsageError::MissingContract));
-        assert_eq!(parse_strs(&["c.yaml"]), Err(UsageError::NoInput));
+        let Ok(Command::Run(alone)) = parse_strs(&["c.yaml"]) else {
+            panic!("a contract alone parses");
+        };
+        assert_eq!(
+            check_input(&alone, BusKind::InMemory),
+            Err(UsageError::NoInput)
+        );
+        assert_eq!(check_input(&alone, BusKind::Kafka), Ok(()));
+        let Ok(Command::Run(stdin)) = parse_strs(&["--stdin", "c.yaml"]) else {
+            panic!("parses");
+        };
+        assert_eq!(check_input(&stdin, BusKind::InMemory), Ok(()));
+        assert_eq!(
+            check_input(&stdin, BusKind::Kafka),
+            Err(UsageError::StdinOnKafka)
+        );
         assert_eq!(
             parse_strs(&["--stdin", "c.yaml", "--bogus"]),
             Err(UsageError::Unexpected("--bogus".into()))

@@ -57,8 +57,21 @@ pub fn main(profile: Profile) -> ExitCode {
     // The host's own work runs as a task, not as the future `block_on` polls: a task that
     // wakes itself (a reply read while it waits for it) is simply queued again, where
     // `block_on` would first poll the reactor, a round of system calls per wake-up.
+    log::info!("Runtime host initializing...");
+    log::info!("Loading contract: {}", options.contract.display());
+    let contract = match RuntimeHostContract::load(&options.contract) {
+        Ok(contract) => contract,
+        Err(error) => {
+            eprintln!("{error}");
+            return ExitCode::FAILURE;
+        }
+    };
+    if let Err(error) = cli::check_input(&options, contract.event_bus.kind()) {
+        eprintln!("{binary}: {error}\nRun '{binary} --help' for usage.");
+        return ExitCode::from(2);
+    }
     let main = LocalExecutor::new();
-    let host = main.spawn(run(profile, &options, &executor));
+    let host = main.spawn(run(profile, &options, contract, &executor));
     let everything = BusyPoll::new(executor.run(main.run(host)), options.busy_poll);
     match smol::block_on(everything) {
         Ok(0) => ExitCode::SUCCESS,
@@ -76,16 +89,13 @@ pub fn main(profile: Profile) -> ExitCode {
     }
 }
 
-/// Loads, wires and serves the contract `options` names; returns how many requests the
-/// shutdown deadline cut short.
+/// Wires and serves `contract`; returns how many requests the shutdown deadline cut short.
 async fn run(
     profile: Profile,
     options: &Options,
+    contract: RuntimeHostContract,
     executor: &Arc<Executor<'static>>,
 ) -> Result<u64, HostError> {
-    log::info!("Runtime host initializing...");
-    log::info!("Loading contract: {}", options.contract.display());
-    let contract = RuntimeHostContract::load(&options.contract)?;
     logging::set_runtime(&contract.name);
     for warning in &contract.warnings {
         log::warn!("{}", warning.one_line());

@@ -1,0 +1,120 @@
+//! The kafka bus against a real Kafka-compatible broker process (tansu, started per test
+//! on a free loopback port): every record answered on the output topic, keyed as its
+//! request, and the group's offsets committed past what was answered, so that a host
+//! started again re-reads nothing.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::time::Duration;
+
+use serde_json::Value;
+
+use crate::support::daemon::Daemon;
+use crate::support::fixture::{Fixture, dev_host};
+use crate::support::kafka::Broker;
+use crate::support::process::DEVELOPMENT;
+use crate::support::request_line;
+
+const INPUT: &str = "onex.acme.orders.cmd.v1";
+const OUTPUT: &str = "onex.acme.orders.evt.v1";
+const DEAD_LETTER: &str = "onex.acme.orders.dlq.v1";
+const GROUP: &str = "orders-hosts";
+const PARTITIONS: i32 = 3;
+
+/// The dev host's nodes, on the kafka bus at `${KAFKA_BOOTSTRAP_SERVERS}`.
+fn kafka_host() -> Fixture {
+    let contract = format!(
+        "schema_version: \"1.1.0\"\nruntime:\n  name: \"orders_host\"\n  version: \"1.0.0\"\n  event_bus:\n    kind: \"kafka\"\n    config:\n      bootstrap_servers: \"${{KAFKA_BOOTSTRAP_SERVERS}}\"\n      consumer_group: \"{GROUP}\"\n      session_timeout_ms: 6000\n      topics:\n        input: \"{INPUT}\"\n        output: \"{OUTPUT}\"\n        dead_letter: \"{DEAD_LETTER}\"\n  handlers:\n    - type: \"local\"\n  nodes:\n    - slug: \"echo_node\"\n    - slug: \"upper_node\"\n"
+    );
+    dev_host().with("runtime/kafka.yaml", &contract)
+}
+
+fn broker_with_topics() -> Broker {
+    let broker = Broker::start();
+    broker.create_topic(INPUT, PARTITIONS);
+    broker.create_topic(OUTPUT, 1);
+    broker.create_topic(DEAD_LETTER, 1);
+    broker
+}
+
+/// `count` requests keyed `key-N`, every tenth one malformed.
+fn requests(count: u32) -> Vec<(String, Vec<u8>)> {
+    (0..count)
+        .map(|n| {
+            let value = if n % 10 == 9 {
+                format!("not json {n}").into_bytes()
+            } else {
+                request_line(n, "echo_node", "local.echo", &format!(r#"{{"n":{n}}}"#)).into_bytes()
+            };
+            (format!("key-{}", n % 7), value)
+        })
+        .collect()
+}
+
+fn start_host(fixture: &Fixture, broker: &Broker, extra: &[&str]) -> Daemon {
+    let mut args = vec!["runtime/kafka.yaml"];
+    args.extend_from_slice(extra);
+    let bootstrap = broker.bootstrap();
+    Daemon::start(
+        DEVELOPMENT,
+        &args,
+        fixture.root(),
+        &[("KAFKA_BOOTSTRAP_SERVERS", bootstrap.as_str())],
+    )
+}
+
+#[test]
+fn a_host_answers_every_record_keyed_as_its_request_and_commits_past_them() {
+    let broker = broker_with_topics();
+    let fixture = kafka_host();
+    let sent = requests(200);
+    let positions = broker.produce(INPUT, &sent);
+    let host = start_host(&fixture, &broker, &["--max-in-flight", "8"]);
+
+    let responses = broker.read(OUTPUT, sent.len(), Duration::from_secs(60));
+    let mut answered_ids = BTreeSet::new();
+    let mut failures = 0;
+    for record in &responses {
+        let response: Value = serde_json::from_slice(&record.value).expect("a JSON response");
+        assert_eq!(response["is_response"], true);
+        if response["success"] == true {
+            let n = response["payload"]["n"]
+                .as_u64()
+                .expect("the echoed payload");
+            assert_eq!(
+                record.key.as_deref(),
+                Some(format!("key-{}", n % 7).as_bytes()),
+                "keyed as its request"
+            );
+            assert_eq!(
+                response["correlation_id"],
+                format!("00000000-0000-4000-9000-{n:012}")
+            );
+            answered_ids.insert(n);
+        } else {
+            assert_eq!(response["error"]["code"], "ENVELOPE_VALIDATION_ERROR");
+            failures += 1;
+        }
+    }
+    let expected: BTreeSet<u64> = (0..200).filter(|n| n % 10 != 9).collect();
+    assert_eq!(answered_ids, expected);
+    assert_eq!(failures, 20);
+
+    // Stopping commits what was answered, and leaves the group.
+    host.signal("TERM");
+    let (status, _, stderr) = host.exit();
+    assert_eq!(status, Some(0), "{stderr}");
+    assert!(stderr.contains("kafka: partitions assigned"), "{stderr}");
+    let mut last: BTreeMap<i32, i64> = BTreeMap::new();
+    for (partition, offset) in positions {
+        let end = last.entry(partition).or_insert(-1);
+        *end = (*end).max(offset);
+    }
+    let committed = broker.committed(GROUP, INPUT, PARTITIONS);
+    for (partition, offset) in &last {
+        assert_eq!(
+            committed.get(partition),
+            Some(&(offset + 1)),
+            "partition {partition}: committed {committed:?}, produced up to {last:?}"
+        );
+    }
+}

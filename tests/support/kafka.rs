@@ -1,0 +1,205 @@
+//! A throwaway Kafka-compatible broker (tansu, in memory) on a free loopback port, and
+//! plain clients to feed and read its topics. Install the broker with `.ci/kafka-broker`.
+//!
+//! What tansu does and does not do is in the project's notes on its test broker: its high
+//! watermarks can be too low, so tests count what they produced instead.
+
+use std::collections::BTreeMap;
+use std::net::{TcpListener, TcpStream};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+use rdkafka::client::DefaultClientContext;
+use rdkafka::config::ClientConfig;
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::message::Message;
+use rdkafka::producer::{BaseRecord, DefaultProducerContext, Producer, ThreadedProducer};
+use rdkafka::topic_partition_list::{Offset, TopicPartitionList};
+
+use super::process::repo;
+
+/// A running broker; killed when dropped.
+pub struct Broker {
+    child: Child,
+    port: u16,
+}
+
+/// Where the broker binary is: `ONEX_TEST_TANSU`, else `target/tools/tansu`.
+fn binary() -> PathBuf {
+    std::env::var_os("ONEX_TEST_TANSU")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| repo().join("target/tools/tansu"))
+}
+
+impl Broker {
+    /// Starts a broker with empty, in-memory storage.
+    pub fn start() -> Broker {
+        let binary = binary();
+        assert!(
+            binary.exists(),
+            "the kafka test broker is missing at {}: run .ci/kafka-broker (or set ONEX_TEST_TANSU)",
+            binary.display()
+        );
+        let port = free_port();
+        let url = format!("tcp://127.0.0.1:{port}");
+        let child = Command::new(&binary)
+            .args([
+                "broker",
+                "--listener-url",
+                &url,
+                "--advertised-listener-url",
+                &url,
+            ])
+            .args(["--storage-engine", "memory://tansu/"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap_or_else(|e| panic!("starting {}: {e}", binary.display()));
+        let broker = Broker { child, port };
+        let started = Instant::now();
+        while TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(
+                started.elapsed() < Duration::from_secs(20),
+                "the broker did not listen on {port}"
+            );
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        broker
+    }
+
+    /// `127.0.0.1:PORT`.
+    pub fn bootstrap(&self) -> String {
+        format!("127.0.0.1:{}", self.port)
+    }
+
+    fn config(&self) -> ClientConfig {
+        let mut config = ClientConfig::new();
+        config.set("bootstrap.servers", self.bootstrap());
+        config
+    }
+
+    /// Creates `topic` with `partitions` partitions.
+    pub fn create_topic(&self, topic: &str, partitions: i32) {
+        let admin: AdminClient<DefaultClientContext> =
+            self.config().create().expect("an admin client");
+        let created = futures_lite::future::block_on(admin.create_topics(
+            &[NewTopic::new(topic, partitions, TopicReplication::Fixed(1))],
+            &AdminOptions::new().operation_timeout(Some(Duration::from_secs(10))),
+        ))
+        .expect("creates topics");
+        for result in created {
+            result.unwrap_or_else(|(topic, error)| panic!("creating {topic}: {error}"));
+        }
+    }
+
+    /// Produces `records` (key, value) to `topic`, waiting for every acknowledgement;
+    /// returns each record's (partition, offset), in order.
+    pub fn produce(&self, topic: &str, records: &[(String, Vec<u8>)]) -> Vec<(i32, i64)> {
+        let producer: ThreadedProducer<DefaultProducerContext> = self
+            .config()
+            .set("enable.idempotence", "true")
+            .create()
+            .expect("a producer");
+        for (key, value) in records {
+            let mut record = BaseRecord::to(topic).key(key.as_bytes()).payload(value);
+            loop {
+                match producer.send(record) {
+                    Ok(()) => break,
+                    Err((_, back)) => {
+                        record = back;
+                        std::thread::sleep(Duration::from_millis(5));
+                    }
+                }
+            }
+        }
+        producer.flush(Duration::from_secs(30)).expect("flushes");
+        // Read back what was written: the positions the test knows, not the watermarks.
+        let read = self.read(topic, records.len(), Duration::from_secs(30));
+        read.into_iter().map(|r| (r.partition, r.offset)).collect()
+    }
+
+    /// Reads `count` records of `topic` from the beginning (no group), within `timeout`.
+    pub fn read(&self, topic: &str, count: usize, timeout: Duration) -> Vec<Record> {
+        let consumer: BaseConsumer = self
+            .config()
+            .set("group.id", "onex-test-reader")
+            .set("enable.auto.commit", "false")
+            .create()
+            .expect("a consumer");
+        let metadata = consumer
+            .fetch_metadata(Some(topic), Duration::from_secs(10))
+            .expect("metadata");
+        let mut partitions = TopicPartitionList::new();
+        for partition in metadata.topics()[0].partitions() {
+            partitions
+                .add_partition_offset(topic, partition.id(), Offset::Beginning)
+                .expect("a partition");
+        }
+        consumer.assign(&partitions).expect("assigns");
+        let started = Instant::now();
+        let mut records = Vec::new();
+        while records.len() < count {
+            assert!(
+                started.elapsed() < timeout,
+                "read {} of {count} records of {topic}",
+                records.len()
+            );
+            if let Some(Ok(message)) = consumer.poll(Duration::from_millis(20)) {
+                records.push(Record {
+                    partition: message.partition(),
+                    offset: message.offset(),
+                    key: message.key().map(<[u8]>::to_vec),
+                    value: message.payload().unwrap_or_default().to_vec(),
+                });
+            }
+        }
+        records
+    }
+
+    /// The offsets `group` has committed for `topic`'s partitions.
+    pub fn committed(&self, group: &str, topic: &str, partitions: i32) -> BTreeMap<i32, i64> {
+        let consumer: BaseConsumer = self
+            .config()
+            .set("group.id", group)
+            .create()
+            .expect("a consumer");
+        let mut list = TopicPartitionList::new();
+        for partition in 0..partitions {
+            list.add_partition(topic, partition);
+        }
+        let committed = consumer
+            .committed_offsets(list, Duration::from_secs(10))
+            .expect("committed offsets");
+        committed
+            .elements()
+            .iter()
+            .filter_map(|e| Some((e.partition(), e.offset().to_raw()?)))
+            .collect()
+    }
+}
+
+impl Drop for Broker {
+    fn drop(&mut self) {
+        // Slow to exit on SIGTERM, and its storage is memory: kill it.
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// One record read back.
+#[derive(Debug, Clone)]
+pub struct Record {
+    pub partition: i32,
+    pub offset: i64,
+    pub key: Option<Vec<u8>>,
+    pub value: Vec<u8>,
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|listener| listener.local_addr())
+        .map(|addr| addr.port())
+        .expect("a free port")
+}
