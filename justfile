@@ -11,7 +11,7 @@ check:
     cargo clippy --all-targets -- -D warnings
     cargo test
 
-# Fuzz one target or all for SECONDS each on stable (README: Fuzzing and coverage).
+# Fuzz one target or all for SECONDS each on stable (docs/DEVELOPMENT.md: Fuzzing).
 fuzz target="all" seconds="60":
     .ci/fuzz {{target}} {{seconds}}
 

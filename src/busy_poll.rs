@@ -3,7 +3,7 @@
 //!
 //! A sleeping thread costs a wake-up to resume: a context switch on a machine whose idle
 //! CPUs spin, but tens of microseconds on a virtual machine whose idle vCPUs halt (about
-//! 20 µs each on the machine of the README's figures, and a round trip with a client
+//! 20 µs each on the machine of docs/PERFORMANCE.md's figures, and a round trip with a client
 //! that sends one line at a time holds two). A thread that is still checking needs none.
 //! This is the trade of Linux's `busy_poll` and of KVM's halt polling: CPU time for
 //! latency, at most the window's worth each time the host falls idle. Off unless asked

@@ -1,4 +1,4 @@
-//! Routing (INTERFACE.md's five steps): every error code, with deterministic ids and clock,
+//! Routing (docs/INTERFACE.md's five steps): every error code, with deterministic ids and clock,
 //! and the full response envelope checked field by field.
 
 use onex_host::envelope::{Envelope, Stamp};

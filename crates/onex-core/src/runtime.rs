@@ -1,6 +1,6 @@
 //! `NodeRuntime`: routes each request envelope to its node and handler, and answers it.
 //!
-//! Routing follows INTERFACE.md's five steps: (1) the envelope is a valid request,
+//! Routing follows docs/INTERFACE.md's five steps: (1) the envelope is a valid request,
 //! (2) its target node is hosted here, (3) the node's contract allows the operation (and,
 //! for HTTP, the URL), (4) a handler of that type is registered, (5) the handler runs it.
 //! Every outcome, success or failure, becomes exactly one response envelope.

@@ -1,4 +1,4 @@
-//! The command line both binaries share (INTERFACE.md), parsed from an explicit list.
+//! The command line both binaries share (docs/INTERFACE.md), parsed from an explicit list.
 
 use std::ffi::OsString;
 use std::net::SocketAddr;

@@ -1,6 +1,6 @@
 //! The runtime-host contract: the host's name, event bus, handlers and nodes.
 //!
-//! Node references resolve as INTERFACE.md says: `contract: PATH` if given (relative paths
+//! Node references resolve as docs/INTERFACE.md says: `contract: PATH` if given (relative paths
 //! from the runtime contract's directory, absolute as they are, `~` not expanded),
 //! else `nodes/<slug>.yaml` beside the runtime contract, else `../nodes/<slug>.yaml`.
 //! Symbolic links are followed; paths are never canonicalised.

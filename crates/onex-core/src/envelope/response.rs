@@ -1,4 +1,5 @@
-//! Building responses: every response invariant of INTERFACE.md is enforced here and only here.
+//! Building responses: every response invariant of docs/INTERFACE.md is enforced here and
+//! only here.
 //!
 //! A response has a new `envelope_id`; echoes the request's `correlation_id`; has
 //! `causation_id` = the request's `envelope_id`; `is_response: true`; `success` set;

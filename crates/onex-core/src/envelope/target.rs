@@ -1,4 +1,4 @@
-//! Routing step 1 of INTERFACE.md: is this envelope a routable request, and where does it go?
+//! Routing step 1 of docs/INTERFACE.md: is this envelope a routable request, and where does it go?
 //!
 //! The required fields are there, the operation is dotted lowercase, and the handler type
 //! (given, or the operation's first part) agrees with it. A [`Request`] is an envelope that
