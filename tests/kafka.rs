@@ -29,7 +29,10 @@ fn kafka_host() -> Fixture {
 }
 
 fn broker_with_topics() -> Broker {
-    let broker = Broker::start();
+    with_topics(Broker::start())
+}
+
+fn with_topics(broker: Broker) -> Broker {
     broker.create_topic(INPUT, PARTITIONS);
     broker.create_topic(OUTPUT, 1);
     broker.create_topic(DEAD_LETTER, 1);
@@ -51,14 +54,17 @@ fn requests(count: u32) -> Vec<(String, Vec<u8>)> {
 }
 
 fn start_host(fixture: &Fixture, broker: &Broker, extra: &[&str]) -> Daemon {
+    start_host_at(fixture, &broker.bootstrap(), extra)
+}
+
+fn start_host_at(fixture: &Fixture, bootstrap: &str, extra: &[&str]) -> Daemon {
     let mut args = vec!["runtime/kafka.yaml"];
     args.extend_from_slice(extra);
-    let bootstrap = broker.bootstrap();
     Daemon::start(
         DEVELOPMENT,
         &args,
         fixture.root(),
-        &[("KAFKA_BOOTSTRAP_SERVERS", bootstrap.as_str())],
+        &[("KAFKA_BOOTSTRAP_SERVERS", bootstrap)],
     )
 }
 
@@ -117,4 +123,39 @@ fn a_host_answers_every_record_keyed_as_its_request_and_commits_past_them() {
             "partition {partition}: committed {committed:?}, produced up to {last:?}"
         );
     }
+}
+
+/// `GET /health/ready`: its status and body.
+fn readiness(host: &Daemon) -> (u16, Value) {
+    let (status, _, body) = crate::api::http("GET", &host.url("/health/ready"), vec![]);
+    (status, serde_json::from_str(&body).unwrap_or(Value::Null))
+}
+
+#[test]
+fn a_host_whose_brokers_are_down_stays_up_unready_and_recovers_by_itself() {
+    let port = Broker::free_port();
+    let fixture = kafka_host();
+    let host = start_host_at(
+        &fixture,
+        &format!("127.0.0.1:{port}"),
+        &["--listen", "127.0.0.1:0"],
+    );
+    let (status, body) = readiness(&host);
+    assert_eq!(status, 503, "{body}");
+    assert_eq!(body["components"]["bus"], false, "{body}");
+    let (_, _, report) = crate::api::http("GET", &host.url("/health/handlers"), vec![]);
+    assert!(report.contains("unreachable"), "{report}");
+
+    let broker = with_topics(Broker::start_on(port));
+    host.wait_for(
+        |host| readiness(host).0 == 200,
+        "readiness once the brokers are up",
+    );
+    let sent = requests(20);
+    broker.produce(INPUT, &sent);
+    let responses = broker.read(OUTPUT, sent.len(), Duration::from_secs(60));
+    assert_eq!(responses.len(), 20);
+    host.signal("TERM");
+    let (status, _, stderr) = host.exit();
+    assert_eq!(status, Some(0), "{stderr}");
 }

