@@ -7,7 +7,8 @@ use uuid::Uuid;
 
 use super::super::target::handler_type_or_domain;
 use super::super::{EnvelopeError, Payload, RequestContext, Stamp};
-use super::{Rejected, WireRequest, json_kind};
+use super::checks::json_kind;
+use super::{Rejected, WireRequest};
 
 /// The slow path for a request serde could not read: say where, and salvage its identity.
 pub(super) fn reject_unreadable(bytes: &[u8], stamp: &Stamp) -> Rejected {
