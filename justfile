@@ -47,3 +47,8 @@ bench *scenarios:
 # The same on the static musl build users get in the image.
 bench-static *scenarios:
     . .ci/musl-env && cargo bench --bench suite --target x86_64-unknown-linux-musl -- {{scenarios}}
+
+# Instructions per local.echo envelope through --stdin, under callgrind (bench/callgrind.sh).
+callgrind:
+    cargo build --release --bin omninode-runtime-host-dev
+    bench/callgrind.sh
