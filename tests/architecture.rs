@@ -9,12 +9,8 @@ use crate::support::process::repo;
 /// What the core may depend on directly, and why each is no transport and no runtime.
 const CORE_MAY_USE: &[(&str, &str)] = &[
     (
-        "async-channel",
-        "the in-memory bus's queues; runs on any executor",
-    ),
-    (
         "event-listener",
-        "waiting for room in a budget; runs on any executor",
+        "waiting for room in a budget or a queue; runs on any executor",
     ),
     (
         "futures-lite",

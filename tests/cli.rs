@@ -174,7 +174,8 @@ fn usage_errors_exit_2_with_a_pointer_to_help() {
     for args in [
         &[][..],
         &["--stdin"],
-        &["contract.yaml"],
+        // An in-memory contract alone: nothing to serve.
+        &["contracts/runtime/infra_runtime_host.yaml"],
         &["--stdin", "contract.yaml", "--frobnicate"],
         &["--stdin", "--log-level", "loud", "contract.yaml"],
         &["--stdin", "--log-format", "xml", "contract.yaml"],

@@ -6,6 +6,7 @@
 //! [`Topic`] and [`BusError`]; implementations live in submodules ([`inmemory`]).
 
 pub mod inmemory;
+mod queue;
 
 use std::fmt;
 use std::sync::Arc;

@@ -1,20 +1,18 @@
 //! The in-memory event bus: one bounded FIFO queue per topic, inside the process.
 //!
-//! It is the MVP's bus and the embedded default. Each topic is an `async-channel` queue
+//! It is the MVP's bus and the embedded default. Each topic is a queue ([`super::queue`])
 //! created on first use; publishing into a full queue waits until a subscriber makes room,
 //! so a topic holds at most `capacity` messages and `capacity_bytes` bytes (a message
 //! larger than that still enters an empty topic, alone). Several subscribers of one topic
 //! compete for its messages (each message goes to one of them).
 
 use std::collections::BTreeMap;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
-use async_channel::{Receiver, Sender, TrySendError};
-use event_listener::Event;
-use futures_lite::StreamExt;
 use futures_lite::future::{self, Boxed};
+use futures_lite::stream;
 
+use super::queue::{Queue, Refused};
 use super::{BusError, BusKind, Delivery, EventBus, Message, Subscription, Topic};
 use crate::health::HealthReport;
 
@@ -31,73 +29,10 @@ pub struct InMemoryEventBus {
     state: Mutex<State>,
 }
 
-/// One topic's queue: both ends, so that it outlives its publishers and subscribers, and
-/// the bytes it holds.
-#[derive(Debug)]
-struct Queue {
-    tx: Sender<Message>,
-    rx: Receiver<Message>,
-    room: Arc<Room>,
-}
-
-/// The bytes a topic holds, against its limit.
-#[derive(Debug)]
-struct Room {
-    queued: AtomicU64,
-    limit: u64,
-    /// Publishers waiting for room.
-    waiting: AtomicUsize,
-    /// Notified when a message leaves the topic while a publisher waits.
-    freed: Event,
-}
-
-/// Counts a publisher waiting for room until it stops (served or cancelled).
-struct Waiting<'a>(&'a AtomicUsize);
-
-impl Drop for Waiting<'_> {
-    fn drop(&mut self) {
-        self.0.fetch_sub(1, Ordering::SeqCst);
-    }
-}
-
-impl Room {
-    /// Counts `bytes` in if they fit, or if the topic is empty (so that any one message
-    /// can pass).
-    fn try_enter(&self, bytes: u64) -> bool {
-        self.queued
-            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |queued| {
-                (queued == 0 || queued + bytes <= self.limit).then_some(queued + bytes)
-            })
-            .is_ok()
-    }
-
-    async fn enter(&self, bytes: u64) {
-        // Counted as waiting before looking again, so that a message leaving after the
-        // look is sure to notify (both sides are sequentially consistent).
-        self.waiting.fetch_add(1, Ordering::SeqCst);
-        let _counted = Waiting(&self.waiting);
-        while !self.try_enter(bytes) {
-            let freed = self.freed.listen();
-            if self.try_enter(bytes) {
-                break;
-            }
-            freed.await;
-        }
-    }
-
-    fn leave(&self, bytes: u64) {
-        self.queued.fetch_sub(bytes, Ordering::SeqCst);
-        // Notifying takes the event's lock: only when a publisher waits.
-        if self.waiting.load(Ordering::SeqCst) > 0 {
-            self.freed.notify(usize::MAX);
-        }
-    }
-}
-
 #[derive(Debug, Default)]
 struct State {
     /// A handful of topics: ordered lookups beat hashing each publish.
-    topics: BTreeMap<Topic, Queue>,
+    topics: BTreeMap<Topic, Arc<Queue>>,
     closed: bool,
 }
 
@@ -127,7 +62,7 @@ impl InMemoryEventBus {
 
     /// `f` applied to the queue of `topic`, created on first use; `None` once the bus is
     /// closed. `f` runs under the bus's lock, so it must not wait.
-    fn with_queue<T>(&self, topic: &Topic, f: impl FnOnce(&Queue) -> T) -> Option<T> {
+    fn with_queue<T>(&self, topic: &Topic, f: impl FnOnce(&Arc<Queue>) -> T) -> Option<T> {
         let mut state = self.lock();
         if state.closed {
             return None;
@@ -135,16 +70,10 @@ impl InMemoryEventBus {
         if let Some(queue) = state.topics.get(topic) {
             return Some(f(queue));
         }
-        let queue = state.topics.entry(topic.clone()).or_insert_with(|| {
-            let (tx, rx) = async_channel::bounded(self.capacity);
-            let room = Arc::new(Room {
-                queued: AtomicU64::new(0),
-                limit: self.capacity_bytes,
-                waiting: AtomicUsize::new(0),
-                freed: Event::new(),
-            });
-            Queue { tx, rx, room }
-        });
+        let queue = state
+            .topics
+            .entry(topic.clone())
+            .or_insert_with(|| Arc::new(Queue::new(self.capacity, self.capacity_bytes)));
         Some(f(queue))
     }
 }
@@ -162,44 +91,22 @@ impl EventBus for InMemoryEventBus {
 
     fn publish(&self, topic: &Topic, message: Message) -> Boxed<Result<(), BusError>> {
         let closed = || BusError::Closed(topic.clone());
-        let bytes = message.len() as u64;
         // Most publishes find room: they are done before this returns, with no waiting
-        // machinery. Only a full queue needs the sender outside the lock.
-        let sent = self.with_queue(topic, |queue| {
-            if !queue.room.try_enter(bytes) {
-                return Err(Some((
-                    queue.tx.clone(),
-                    Arc::clone(&queue.room),
-                    message,
-                    false,
-                )));
-            }
-            match queue.tx.try_send(message) {
-                Ok(()) => Ok(()),
-                Err(TrySendError::Full(message)) => Err(Some((
-                    queue.tx.clone(),
-                    Arc::clone(&queue.room),
-                    message,
-                    true,
-                ))),
-                Err(TrySendError::Closed(_)) => {
-                    queue.room.leave(bytes);
-                    Err(None)
-                }
-            }
+        // machinery. Only a full queue is waited on, outside the bus's lock.
+        let sent = self.with_queue(topic, |queue| match queue.try_push(message) {
+            Ok(()) => Ok(()),
+            Err(Refused::Full(message)) => Err(Some((Arc::clone(queue), message))),
+            Err(Refused::Closed) => Err(None),
         });
         match sent {
             Some(Ok(())) => Box::pin(future::ready(Ok(()))),
-            Some(Err(Some((tx, room, message, entered)))) => {
+            Some(Err(Some((queue, message)))) => {
                 let topic = topic.clone();
                 Box::pin(async move {
-                    if !entered {
-                        room.enter(bytes).await;
-                    }
-                    tx.send(message).await.map_err(|_| {
-                        room.leave(bytes);
-                        BusError::Closed(topic)
-                    })
+                    queue
+                        .push(message)
+                        .await
+                        .map_err(|()| BusError::Closed(topic))
                 })
             }
             Some(Err(None)) | None => Box::pin(future::ready(Err(closed()))),
@@ -207,12 +114,12 @@ impl EventBus for InMemoryEventBus {
     }
 
     fn subscribe(&self, topic: &Topic) -> Result<Subscription, BusError> {
-        let (rx, room) = self
-            .with_queue(topic, |queue| (queue.rx.clone(), Arc::clone(&queue.room)))
+        let queue = self
+            .with_queue(topic, Arc::clone)
             .ok_or_else(|| BusError::Closed(topic.clone()))?;
-        Ok(Box::pin(rx.map(move |message| {
-            room.leave(message.len() as u64);
-            Delivery::unreceipted(message)
+        Ok(Box::pin(stream::unfold(queue, |queue| async move {
+            let message = queue.take().await?;
+            Some((Delivery::unreceipted(message), queue))
         })))
     }
 
@@ -226,7 +133,7 @@ impl EventBus for InMemoryEventBus {
         let depths: serde_json::Map<String, serde_json::Value> = state
             .topics
             .iter()
-            .map(|(topic, queue)| (topic.to_string(), queue.tx.len().into()))
+            .map(|(topic, queue)| (topic.to_string(), queue.len().into()))
             .collect();
         let report = HealthReport::new(!state.closed)
             .with("kind", BusKind::InMemory.as_str())
@@ -237,23 +144,18 @@ impl EventBus for InMemoryEventBus {
     }
 
     fn close_topic(&self, topic: &Topic) {
-        self.with_queue(topic, |queue| queue.tx.close());
+        self.with_queue(topic, |queue| queue.close());
     }
 
     fn depth(&self, topic: &Topic) -> Option<usize> {
-        Some(
-            self.lock()
-                .topics
-                .get(topic)
-                .map_or(0, |queue| queue.tx.len()),
-        )
+        Some(self.lock().topics.get(topic).map_or(0, |queue| queue.len()))
     }
 
     fn close(&self) {
         let mut state = self.lock();
         state.closed = true;
         for queue in state.topics.values() {
-            queue.tx.close();
+            queue.close();
         }
     }
 }
@@ -300,6 +202,29 @@ mod tests {
             third.await.unwrap();
             assert_eq!(sub.next().await.map(|d| d.message), Some(vec![2]));
             assert_eq!(sub.next().await.map(|d| d.message), Some(vec![3]));
+        });
+    }
+
+    #[test]
+    fn a_waiting_publisher_is_let_in_once_the_topic_has_drained_to_half() {
+        future::block_on(async {
+            let bus = InMemoryEventBus::new(4);
+            let topic = Topic::new("t");
+            let mut sub = bus.subscribe(&topic).unwrap();
+            for i in 0..4u8 {
+                bus.publish(&topic, vec![i]).await.unwrap();
+            }
+            let mut fifth = bus.publish(&topic, vec![4]);
+            assert!(future::poll_once(&mut fifth).await.is_none());
+            assert_eq!(sub.next().await.map(|d| d.message), Some(vec![0]));
+            // Three of four left: not woken yet (a publisher that keeps a topic full
+            // refills it in bursts, not one wake-up per message).
+            assert!(future::poll_once(&mut fifth).await.is_none());
+            assert_eq!(sub.next().await.map(|d| d.message), Some(vec![1]));
+            fifth.await.unwrap();
+            for i in 2..5u8 {
+                assert_eq!(sub.next().await.map(|d| d.message), Some(vec![i]));
+            }
         });
     }
 
