@@ -2,9 +2,9 @@
 //! for I/O for a while before it goes to sleep.
 //!
 //! A sleeping thread costs a wake-up to resume: a context switch on a machine whose idle
-//! CPUs spin, but tens of microseconds on a virtual machine whose idle vCPUs halt (about
-//! 20 µs each on the machine of docs/PERFORMANCE.md's figures, and a round trip with a client
-//! that sends one line at a time holds two). A thread that is still checking needs none.
+//! CPUs spin, but tens of microseconds on a virtual machine whose idle vCPUs halt (a round
+//! trip with a client that sends one line at a time holds two; docs/PERFORMANCE.md
+//! measures them). A thread that is still checking needs none.
 //! This is the trade of Linux's `busy_poll` and of KVM's halt polling: CPU time for
 //! latency, at most the window's worth each time the host falls idle. Off unless asked
 //! for.
@@ -121,9 +121,8 @@ impl<F: Future> Future for BusyPoll<F> {
             _ => *this.idle_since.insert(now),
         };
         if now.saturating_duration_since(idle_since) < this.window {
-            // First give way to any thread waiting for this CPU (isahc's, a server's): the
-            // sidecar's added latency at 50 µs was +123–131 µs p50 without this, +110–119
-            // with it, +93–98 not polling (three alternating runs each; b, d unchanged).
+            // First give way to any thread waiting for this CPU (isahc's, a server's):
+            // polling must not delay the very reply it waits for.
             std::thread::yield_now();
             // Wake `block_on` itself, not through the record (this wake-up is not work):
             // it takes a turn of the reactor without waiting and polls again.

@@ -62,10 +62,9 @@ pub mod wiring;
 /// The core's modules, under the same names here: a host's user needs one crate.
 pub use onex_core::{budget, bus, contract, envelope, error, handler, health, runtime, shared};
 
-/// Every build allocates through mimalloc: musl's own allocator made the envelope path
-/// about half as fast as on glibc, and with mimalloc the glibc build takes 12% less time
-/// per envelope. The static build routes the C code's `malloc` there too (issues 5 and 6;
-/// the figures are in `Cargo.toml` and docs/PERFORMANCE.md).
+/// Every build allocates through mimalloc: the envelope path allocates a lot, musl's own
+/// allocator is slow at it, and mimalloc is faster than glibc's too. The static build
+/// routes the C code's `malloc` there as well (docs/DECISIONS.md has the figures).
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 

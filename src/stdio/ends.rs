@@ -3,9 +3,8 @@
 //! A pipe (the usual case: another program feeds the host and reads its answers) is read
 //! and written on the host's own reactor. Anything else (a file, a terminal, a socket)
 //! goes through a helper thread (smol's `Unblock`), because epoll cannot wait on files.
-//! The thread costs each line two hand-offs between threads; measured with the
-//! benchmark's one-in-flight round trip (interleaved runs), the reactor took p50
-//! 29–30 -> 19–25 µs and p99 42–43 -> 29–40 µs.
+//! The thread costs each line two hand-offs between threads, which the reactor saves
+//! (docs/PERFORMANCE.md gives the round trips).
 //!
 //! Waiting on a pipe needs it non-blocking, and that flag belongs to the open file
 //! description, which the host shares with whoever handed it the pipe (and with its own
@@ -19,8 +18,8 @@
 //! could only answer "would block" (the one that finds the pipe empty, one more because
 //! the reactor's word from the last wake-up was still unused, one when the waiting task
 //! was polled again); this makes the first alone. A read after a short one is still
-//! tried at once: while lines stream in, the pipe has usually been refilled (waiting for
-//! the reactor there made a 200,000-line run 7% slower).
+//! tried at once: while lines stream in, the pipe has usually been refilled, and waiting
+//! for the reactor there made long runs slower.
 
 use std::fs::{File, OpenOptions};
 use std::io::{self, Read};

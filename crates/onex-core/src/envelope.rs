@@ -133,7 +133,7 @@ impl Envelope {
 ///
 /// serde_json writes a response in dozens of short pieces (keys, UUIDs, short values);
 /// musl's `memcpy`, which the static build uses, costs tens of cycles per call whatever
-/// the length: a third of the time of the envelope path went there (issue 5). Short
+/// the length, a large share of the envelope path (docs/PERFORMANCE.md). Short
 /// writes are copied eight bytes at a time instead (a fixed-size copy the compiler does
 /// inline). glibc's `memcpy` is fast for short copies, so there it is always used.
 struct JsonBuffer(Vec<u8>);
@@ -152,8 +152,8 @@ impl std::io::Write for JsonBuffer {
     }
 
     /// serde_json writes through this, and one `write` always takes everything. On musl
-    /// the default's retry loop kept the inline copy out of line: skipping it saved 4% of
-    /// the static build's instructions per envelope (callgrind); on glibc it cost 0.7%.
+    /// the default's retry loop kept the inline copy out of line (on glibc skipping it
+    /// cost a little, so it is musl's alone).
     #[cfg(target_env = "musl")]
     fn write_all(&mut self, bytes: &[u8]) -> std::io::Result<()> {
         self.write(bytes).map(drop)

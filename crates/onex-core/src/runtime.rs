@@ -98,9 +98,8 @@ impl NodeRuntime {
     /// Both travel boxed, and the response is written into the request's box. An envelope
     /// is some 350 bytes, and every move of one by value (into a future, out of one, into
     /// a new box) is a call to `memcpy`; musl's starts each copy with `rep movs`, tens of
-    /// cycles whatever the size. Boxed, they move as pointers: on the static build 27 -> 17
-    /// `memcpy` calls and 4.2 -> 3.9 µs of CPU per envelope; the response written in place
-    /// took it to 14 (`local.echo`, counted with a uprobe on `memcpy`).
+    /// cycles whatever the size. Boxed, they move as pointers (docs/PERFORMANCE.md counts
+    /// the copies saved).
     pub async fn route(&self, request: Request, charge: Charge) -> Box<Envelope> {
         let mut envelope = request.into_envelope();
         let payload = envelope.payload.take();

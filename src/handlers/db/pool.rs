@@ -2,10 +2,10 @@
 //!
 //! PostgreSQL answers a connection's statements in the order they arrive, so a statement
 //! need not wait for the one before it to be answered: tokio-postgres writes what is
-//! queued on a connection together and hands each reply to its statement. Measured here
-//! (one-row `SELECT`s, 5 in flight on one thread), one shared connection answered about
-//! 88k statements/s where five connections used one statement at a time answered 57k:
-//! fewer system calls on both sides, and the server's process wakes once for several.
+//! queued on a connection together and hands each reply to its statement: fewer system
+//! calls on both sides, and the server's process wakes once for several statements, so
+//! one shared connection answers more than several used one statement at a time
+//! (docs/PERFORMANCE.md).
 //!
 //! A statement takes the least busy open connection that answers promptly: one that is
 //! idle, or has fewer than [`PIPELINE_DEPTH`] in flight, answered its last statement

@@ -5,8 +5,8 @@
 //! tokio's read API hands out memory that must be zeroed before safe code may read into
 //! it. The general-purpose adapter (tokio-util's `compat`) zeroes all the spare room of
 //! the connection's read buffer on every read; once a large result has grown that buffer,
-//! every read zeroes all of it. Measured with callgrind on one-row queries, that zeroing
-//! was 28% of the host's instructions. Here each read offers (and zeroes) one chunk: it
+//! every read zeroes all of it, which dominated small queries' cost (docs/PERFORMANCE.md).
+//! Here each read offers (and zeroes) one chunk: it
 //! doubles while replies fill it and halves while they use a quarter of it, so small
 //! replies cost a small chunk and large results still arrive in large reads.
 //!

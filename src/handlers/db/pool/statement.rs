@@ -43,8 +43,7 @@ impl Pool {
         // then the statement again: a reply read in this pass is taken in this pass, not
         // after the whole task has been polled once more. When others are in flight on
         // this connection, the first pass only queues the statement and yields, so the
-        // statements of other requests ready to run queue too and leave in one write
-        // (measured: half the sends at 5 in flight).
+        // statements of other requests ready to run queue too and leave in one write.
         let mut queued_only = link.in_flight() > 1;
         let done = future::poll_fn(|cx| {
             if let Poll::Ready(done) = work.as_mut().poll(cx) {
