@@ -18,6 +18,7 @@ use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use async_lock::{Semaphore, SemaphoreGuard};
+use prometheus_client::collector::Collector;
 use prometheus_client::metrics::gauge::Gauge;
 
 use crate::budget::{Budget, Charge};
@@ -117,6 +118,13 @@ impl RuntimeHost {
             cut_short: AtomicU64::new(0),
             shut_down: AtomicBool::new(false),
         }
+    }
+
+    /// The host, with `collector`'s figures in its `/metrics` (its bus's, say).
+    #[must_use]
+    pub fn with_collector(mut self, collector: Box<dyn Collector>) -> Self {
+        self.metrics.register_collector(collector);
+        self
     }
 
     /// The host, holding at most `bytes` of requests and responses at once.

@@ -14,6 +14,7 @@
 //! and the host takes a record only when it has a slot and room in its memory budget.
 
 mod context;
+mod figures;
 mod offsets;
 mod runtime;
 mod settings;
@@ -40,6 +41,8 @@ use crate::envelope::Envelope;
 use crate::health::HealthReport;
 use crate::latch::Latch;
 use context::{HostContext, Membership};
+use figures::Figures;
+pub use figures::KafkaMetrics;
 use runtime::SmolRuntime;
 
 type Consumer = StreamConsumer<HostContext, SmolRuntime>;
@@ -84,6 +87,14 @@ impl KafkaEventBus {
         &self.config
     }
 
+    /// Its figures, as a collector for the host's `/metrics`.
+    pub fn metrics(&self) -> KafkaMetrics {
+        KafkaMetrics {
+            figures: Arc::clone(&self.membership.figures),
+            topic: self.config.input.to_string(),
+        }
+    }
+
     fn clients(&self) -> Result<&Clients, BusError> {
         self.clients
             .get_or_init(|| {
@@ -117,6 +128,7 @@ impl KafkaEventBus {
             Err(error) => return Box::pin(future::ready(Err(error))),
         };
         let (topic, message, key) = (topic.clone(), message.to_vec(), key.map(<[u8]>::to_vec));
+        let figures = Arc::clone(&self.membership.figures);
         Box::pin(async move {
             let mut record = FutureRecord::to(topic.as_str()).payload(&message);
             if let Some(key) = &key {
@@ -128,7 +140,7 @@ impl KafkaEventBus {
             producer
                 .send(record, QUEUE_TIMEOUT)
                 .await
-                .map(|_| ())
+                .map(|_| Figures::count(&figures.produced))
                 .map_err(|(error, _)| {
                     BusError::Transport(format!("publishing to {topic}: {error}"))
                 })
@@ -173,7 +185,13 @@ impl EventBus for KafkaEventBus {
                 key: "onex-dead-letter-origin",
                 value: Some(origin.as_str()),
             });
-        self.send(topic, message, receipt.key(), Some(headers))
+        let sending = self.send(topic, message, receipt.key(), Some(headers));
+        let figures = Arc::clone(&self.membership.figures);
+        Box::pin(async move {
+            sending.await?;
+            Figures::count(&figures.dead_lettered);
+            Ok(())
+        })
     }
 
     fn subscribe(&self, topic: &Topic) -> Result<Subscription, BusError> {
@@ -315,6 +333,7 @@ impl Reading {
                     continue;
                 }
             };
+            Figures::count(&self.membership.figures.consumed);
             let (partition, offset) = (record.partition(), record.offset());
             let Some(generation) = self.membership.offsets().handed_out(partition, offset) else {
                 // Fetched just before its partition was revoked: its new owner answers it.

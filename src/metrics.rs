@@ -16,6 +16,7 @@
 use std::sync::OnceLock;
 use std::time::Duration;
 
+use prometheus_client::collector::Collector;
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
@@ -127,6 +128,11 @@ impl Metrics {
             memory_held,
             memory_budget,
         }
+    }
+
+    /// Adds `collector`'s figures to what `/metrics` serves.
+    pub fn register_collector(&mut self, collector: Box<dyn Collector>) {
+        self.registry.register_collector(collector);
     }
 
     /// Counts a request taken in.

@@ -19,7 +19,7 @@ use crate::handlers::db::HandlerDb;
 use crate::handlers::http::HttpHandler;
 use crate::handlers::local::LocalHandler;
 use crate::host::RuntimeHost;
-use crate::kafka::KafkaEventBus;
+use crate::kafka::{KafkaEventBus, KafkaMetrics};
 use crate::runtime::{NodeInstance, NodeRuntime};
 
 /// Which binary is wiring, and so which handlers it may register.
@@ -58,11 +58,16 @@ pub fn build_handler(handler_type: HandlerType) -> Box<dyn Handler> {
     }
 }
 
-/// Builds the event bus `config` describes for the host `name`, connecting nothing yet.
-pub fn build_bus(config: &EventBusConfig, name: &str) -> Arc<dyn EventBus> {
+/// Builds the event bus `config` describes for the host `name`, connecting nothing yet,
+/// and the collector of its own figures, if it counts any.
+pub fn build_bus(config: &EventBusConfig, name: &str) -> (Arc<dyn EventBus>, Option<KafkaMetrics>) {
     match config {
-        EventBusConfig::InMemory => Arc::new(InMemoryEventBus::default()),
-        EventBusConfig::Kafka(kafka) => Arc::new(KafkaEventBus::new(kafka.clone(), name)),
+        EventBusConfig::InMemory => (Arc::new(InMemoryEventBus::default()), None),
+        EventBusConfig::Kafka(kafka) => {
+            let bus = KafkaEventBus::new(kafka.clone(), name);
+            let metrics = bus.metrics();
+            (Arc::new(bus), Some(metrics))
+        }
     }
 }
 
@@ -87,14 +92,19 @@ pub fn build_host(
         log::info!("Loading node: {}", node.slug);
         runtime.register_node(NodeInstance::new(node.contract.clone()))?;
     }
-    Ok(RuntimeHost::new(
+    let (bus, bus_metrics) = build_bus(&contract.event_bus, &contract.name);
+    let host = RuntimeHost::new(
         contract.name.clone(),
         runtime,
-        build_bus(&contract.event_bus, &contract.name),
+        bus,
         contract.input_topic(),
         contract.output_topic(),
         max_in_flight,
-    ))
+    );
+    Ok(match bus_metrics {
+        Some(metrics) => host.with_collector(Box::new(metrics)),
+        None => host,
+    })
 }
 
 /// Refuses handlers the binary does not run, each with its line.

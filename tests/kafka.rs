@@ -155,6 +155,16 @@ fn a_host_whose_brokers_are_down_stays_up_unready_and_recovers_by_itself() {
     broker.produce(INPUT, &sent);
     let responses = broker.read(OUTPUT, sent.len(), Duration::from_secs(60));
     assert_eq!(responses.len(), 20);
+    // The bus's own figures are in /metrics.
+    let metrics = |host: &Daemon| crate::api::http("GET", &host.url("/metrics"), vec![]).2;
+    host.wait_for(
+        |host| metrics(host).contains("onex_bus_records_produced_total 20"),
+        "20 records produced in /metrics",
+    );
+    let text = metrics(&host);
+    assert!(text.contains("onex_bus_records_consumed_total 20"), "{text}");
+    assert!(text.contains("onex_bus_dead_lettered_total 0"), "{text}");
+    assert!(text.contains("# TYPE onex_bus_consumer_lag gauge"), "{text}");
     host.signal("TERM");
     let (status, _, stderr) = host.exit();
     assert_eq!(status, Some(0), "{stderr}");

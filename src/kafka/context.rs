@@ -9,13 +9,16 @@ use rdkafka::client::ClientContext;
 use rdkafka::config::RDKafkaLogLevel;
 use rdkafka::consumer::{BaseConsumer, ConsumerContext, Rebalance};
 use rdkafka::error::{KafkaError, KafkaResult};
+use rdkafka::statistics::Statistics;
 use rdkafka::topic_partition_list::TopicPartitionList;
 
+use super::figures::Figures;
 use super::offsets::Offsets;
 
 /// The consumer's state, shared with the bus and its receipts.
 #[derive(Debug, Default)]
 pub(super) struct Membership {
+    pub(super) figures: Arc<Figures>,
     offsets: Mutex<Offsets>,
     /// Set once the group has given this host an assignment (possibly empty).
     joined: AtomicBool,
@@ -45,6 +48,18 @@ impl ClientContext for HostContext {
 
     fn error(&self, error: KafkaError, reason: &str) {
         log::warn!("kafka: {error}: {reason}");
+    }
+
+    fn stats(&self, statistics: Statistics) {
+        let owned = self.membership.offsets().owned();
+        let lag = statistics
+            .topics
+            .values()
+            .flat_map(|topic| topic.partitions.values())
+            .filter(|p| owned.contains(&p.partition) && p.consumer_lag >= 0)
+            .map(|p| (p.partition, p.consumer_lag))
+            .collect();
+        self.membership.figures.set_lag(lag);
     }
 }
 
@@ -87,7 +102,10 @@ impl ConsumerContext for HostContext {
             Ok(()) => log::debug!("kafka: committed {:?}", committed(offsets)),
             // Nothing to commit since the last time: not a failure.
             Err(KafkaError::ConsumerCommit(rdkafka::types::RDKafkaErrorCode::NoOffset)) => {}
-            Err(error) => log::warn!("kafka: commit failed: {error}"),
+            Err(error) => {
+                Figures::count(&self.membership.figures.commit_failures);
+                log::warn!("kafka: commit failed: {error}");
+            }
         }
     }
 }

@@ -40,7 +40,9 @@ pub(super) fn consumer(kafka: &KafkaConfig, client_id: &str) -> ClientConfig {
         .set(
             "receive.message.max.bytes",
             (MAX_RECORD_BYTES + 1024).to_string(),
-        );
+        )
+        // Consumer lag for `/metrics`.
+        .set("statistics.interval.ms", "5000");
     config
 }
 
