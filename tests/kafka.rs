@@ -22,8 +22,14 @@ const PARTITIONS: i32 = 3;
 
 /// The dev host's nodes, on the kafka bus at `${KAFKA_BOOTSTRAP_SERVERS}`.
 fn kafka_host() -> Fixture {
+    kafka_host_with_session(6000)
+}
+
+/// [`kafka_host`], its group's members given up after `session_ms` of silence (the test
+/// broker completes a join about half a session after it opens: shorter is faster).
+fn kafka_host_with_session(session_ms: u32) -> Fixture {
     let contract = format!(
-        "schema_version: \"1.1.0\"\nruntime:\n  name: \"orders_host\"\n  version: \"1.0.0\"\n  event_bus:\n    kind: \"kafka\"\n    config:\n      bootstrap_servers: \"${{KAFKA_BOOTSTRAP_SERVERS}}\"\n      consumer_group: \"{GROUP}\"\n      session_timeout_ms: 6000\n      topics:\n        input: \"{INPUT}\"\n        output: \"{OUTPUT}\"\n        dead_letter: \"{DEAD_LETTER}\"\n  handlers:\n    - type: \"local\"\n  nodes:\n    - slug: \"echo_node\"\n    - slug: \"upper_node\"\n"
+        "schema_version: \"1.1.0\"\nruntime:\n  name: \"orders_host\"\n  version: \"1.0.0\"\n  event_bus:\n    kind: \"kafka\"\n    config:\n      bootstrap_servers: \"${{KAFKA_BOOTSTRAP_SERVERS}}\"\n      consumer_group: \"{GROUP}\"\n      session_timeout_ms: {session_ms}\n      topics:\n        input: \"{INPUT}\"\n        output: \"{OUTPUT}\"\n        dead_letter: \"{DEAD_LETTER}\"\n  handlers:\n    - type: \"local\"\n  nodes:\n    - slug: \"echo_node\"\n    - slug: \"upper_node\"\n"
     );
     dev_host().with("runtime/kafka.yaml", &contract)
 }
@@ -162,10 +168,81 @@ fn a_host_whose_brokers_are_down_stays_up_unready_and_recovers_by_itself() {
         "20 records produced in /metrics",
     );
     let text = metrics(&host);
-    assert!(text.contains("onex_bus_records_consumed_total 20"), "{text}");
+    assert!(
+        text.contains("onex_bus_records_consumed_total 20"),
+        "{text}"
+    );
     assert!(text.contains("onex_bus_dead_lettered_total 0"), "{text}");
-    assert!(text.contains("# TYPE onex_bus_consumer_lag gauge"), "{text}");
+    assert!(
+        text.contains("# TYPE onex_bus_consumer_lag gauge"),
+        "{text}"
+    );
     host.signal("TERM");
     let (status, _, stderr) = host.exit();
     assert_eq!(status, Some(0), "{stderr}");
+}
+
+#[test]
+fn three_hosts_share_the_partitions_and_lose_nothing_when_one_is_killed() {
+    let broker = Broker::start();
+    broker.create_topic(INPUT, 6);
+    broker.create_topic(OUTPUT, 1);
+    broker.create_topic(DEAD_LETTER, 1);
+    let fixture = kafka_host_with_session(2000);
+    let count = 3000u32;
+    let sent: Vec<(String, Vec<u8>)> = (0..count)
+        .map(|n| {
+            let line = request_line(n, "echo_node", "local.echo", &format!(r#"{{"n":{n}}}"#));
+            (format!("key-{}", n % 50), line.into_bytes())
+        })
+        .collect();
+    let hosts: Vec<Daemon> = (0..3)
+        .map(|_| start_host(&fixture, &broker, &["--max-in-flight", "4"]))
+        .collect();
+    for host in &hosts {
+        host.wait_for(
+            |host| host.stderr().contains("kafka: partitions assigned"),
+            "an assignment",
+        );
+    }
+    broker.produce(INPUT, &sent);
+    // The `n` a response answers, if it is a success.
+    let answering = |record: &crate::support::kafka::Record| {
+        serde_json::from_slice::<Value>(&record.value)
+            .ok()
+            .and_then(|response| response["payload"]["n"].as_u64())
+    };
+    // Kill one host without warning once a third of the work is answered.
+    let mut answered = BTreeSet::new();
+    broker.read_until(
+        OUTPUT,
+        |record| {
+            answered.extend(answering(record));
+            answered.len() >= count as usize / 3
+        },
+        Duration::from_secs(60),
+    );
+    let mut hosts = hosts.into_iter();
+    let killed = hosts.next().expect("a host");
+    killed.signal("KILL");
+    // Every request is answered at least once: the others take over its partitions.
+    let mut answered = BTreeSet::new();
+    let records = broker.read_until(
+        OUTPUT,
+        |record| {
+            answered.extend(answering(record));
+            answered.len() == count as usize
+        },
+        Duration::from_secs(120),
+    );
+    let duplicates = records.len() - count as usize;
+    eprintln!(
+        "{count} requests, {} responses: {duplicates} duplicates",
+        records.len()
+    );
+    for host in hosts {
+        host.signal("TERM");
+        let (status, _, stderr) = host.exit();
+        assert_eq!(status, Some(0), "{stderr}");
+    }
 }

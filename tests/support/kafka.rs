@@ -5,7 +5,7 @@
 //! What tansu does and does not do is in the project's notes on its test broker: its high
 //! watermarks can be too low, so tests count what they produced instead.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::net::{TcpListener, TcpStream};
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
@@ -150,6 +150,25 @@ impl Broker {
 
     /// Reads `count` records of `topic` from the beginning (no group), within `timeout`.
     pub fn read(&self, topic: &str, count: usize, timeout: Duration) -> Vec<Record> {
+        let mut read = 0;
+        self.read_until(
+            topic,
+            |_| {
+                read += 1;
+                read >= count
+            },
+            timeout,
+        )
+    }
+
+    /// Reads `topic` from the beginning (no group), showing `enough` each new record,
+    /// until it says that is enough, within `timeout`.
+    pub fn read_until(
+        &self,
+        topic: &str,
+        mut enough: impl FnMut(&Record) -> bool,
+        timeout: Duration,
+    ) -> Vec<Record> {
         let consumer: BaseConsumer = self
             .config()
             .set("group.id", "onex-test-reader")
@@ -167,20 +186,37 @@ impl Broker {
         }
         consumer.assign(&partitions).expect("assigns");
         let started = Instant::now();
-        let mut records = Vec::new();
-        while records.len() < count {
+        let mut last_new = Instant::now();
+        // By position, so that reading again after a gap adds only what was missed.
+        let mut seen: BTreeSet<(i32, i64)> = BTreeSet::new();
+        let mut records: Vec<Record> = Vec::new();
+        let mut done = false;
+        while !done {
             assert!(
                 started.elapsed() < timeout,
-                "read {} of {count} records of {topic}",
+                "read {} records of {topic}, not enough",
                 records.len()
             );
+            // The test broker's fetches sometimes skip records that a later read from the
+            // same offset returns: after a quiet second, read the topic again from the
+            // start.
+            if last_new.elapsed() > Duration::from_secs(1) {
+                consumer.assign(&partitions).expect("assigns again");
+                last_new = Instant::now();
+            }
             if let Some(Ok(message)) = consumer.poll(Duration::from_millis(20)) {
-                records.push(Record {
-                    partition: message.partition(),
-                    offset: message.offset(),
-                    key: message.key().map(<[u8]>::to_vec),
-                    value: message.payload().unwrap_or_default().to_vec(),
-                });
+                let at = (message.partition(), message.offset());
+                if seen.insert(at) {
+                    let record = Record {
+                        partition: at.0,
+                        offset: at.1,
+                        key: message.key().map(<[u8]>::to_vec),
+                        value: message.payload().unwrap_or_default().to_vec(),
+                    };
+                    done = enough(&record);
+                    records.push(record);
+                    last_new = Instant::now();
+                }
             }
         }
         records
