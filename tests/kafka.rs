@@ -246,3 +246,53 @@ fn three_hosts_share_the_partitions_and_lose_nothing_when_one_is_killed() {
         assert_eq!(status, Some(0), "{stderr}");
     }
 }
+
+#[test]
+fn a_backlog_waits_in_kafka_while_the_host_stays_within_its_memory_bound() {
+    let broker = broker_with_topics();
+    let fixture = kafka_host();
+    // 100,000 requests of about 1 KiB waiting before the host starts: 100 MiB, more than
+    // the host may hold.
+    let count = 100_000u32;
+    let filler = "x".repeat(900);
+    broker.produce_only(
+        INPUT,
+        (0..count).map(|n| {
+            let payload = format!(r#"{{"n":{n},"s":"{filler}"}}"#);
+            let line = request_line(n, "echo_node", "local.echo", &payload);
+            (format!("key-{}", n % 64), line.into_bytes())
+        }),
+    );
+    let host = start_host(
+        &fixture,
+        &broker,
+        &["--max-in-flight", "8", "--listen", "127.0.0.1:0"],
+    );
+    let metrics = |host: &Daemon| crate::api::http("GET", &host.url("/metrics"), vec![]).2;
+    let produced = |host: &Daemon| {
+        metrics(host)
+            .lines()
+            .find_map(|line| line.strip_prefix("onex_bus_records_produced_total "))
+            .and_then(|value| value.parse::<u64>().ok())
+            .unwrap_or(0)
+    };
+    // Partway through, the backlog is still waiting in Kafka, not in the host.
+    host.wait_for(
+        |host| produced(host) >= u64::from(count) / 4,
+        "a quarter answered",
+    );
+    let partway = host.peak_rss_kib();
+    host.wait_for_within(
+        |host| produced(host) >= u64::from(count),
+        "every request answered",
+        Duration::from_secs(240),
+    );
+    let peak = host.peak_rss_kib();
+    eprintln!("peak RSS {partway} KiB at a quarter, {peak} KiB at the end");
+    // The debug build's own working set plus the prefetch (4 MiB) and one fetch (8 MiB):
+    // far below the 100 MiB waiting.
+    assert!(peak < 64 * 1024, "peak RSS {peak} KiB");
+    host.signal("TERM");
+    let (status, _, stderr) = host.exit();
+    assert_eq!(status, Some(0), "{stderr}");
+}

@@ -127,10 +127,20 @@ impl Daemon {
 
     /// Polls `condition` every 10 ms for up to 30 s, failing with `what` if it never holds.
     pub fn wait_for(&self, condition: impl Fn(&Daemon) -> bool, what: &str) {
+        self.wait_for_within(condition, what, Duration::from_secs(30));
+    }
+
+    /// Polls `condition` every 10 ms for up to `limit`, failing with `what` if it never holds.
+    pub fn wait_for_within(
+        &self,
+        condition: impl Fn(&Daemon) -> bool,
+        what: &str,
+        limit: Duration,
+    ) {
         let started = Instant::now();
         while !condition(self) {
             assert!(
-                started.elapsed() < Duration::from_secs(30),
+                started.elapsed() < limit,
                 "timed out waiting for {what}\n{}",
                 self.stderr()
             );

@@ -125,13 +125,21 @@ impl Broker {
     /// Produces `records` (key, value) to `topic`, waiting for every acknowledgement;
     /// returns each record's (partition, offset), in order.
     pub fn produce(&self, topic: &str, records: &[(String, Vec<u8>)]) -> Vec<(i32, i64)> {
+        self.produce_only(topic, records.iter().map(|(k, v)| (k.clone(), v.clone())));
+        // Read back what was written: the positions the test knows, not the watermarks.
+        let read = self.read(topic, records.len(), Duration::from_secs(30));
+        read.into_iter().map(|r| (r.partition, r.offset)).collect()
+    }
+
+    /// Produces `records` (key, value) to `topic`, waiting for every acknowledgement.
+    pub fn produce_only(&self, topic: &str, records: impl IntoIterator<Item = (String, Vec<u8>)>) {
         let producer: ThreadedProducer<DefaultProducerContext> = self
             .config()
             .set("enable.idempotence", "true")
             .create()
             .expect("a producer");
         for (key, value) in records {
-            let mut record = BaseRecord::to(topic).key(key.as_bytes()).payload(value);
+            let mut record = BaseRecord::to(topic).key(key.as_bytes()).payload(&value);
             loop {
                 match producer.send(record) {
                     Ok(()) => break,
@@ -142,10 +150,7 @@ impl Broker {
                 }
             }
         }
-        producer.flush(Duration::from_secs(30)).expect("flushes");
-        // Read back what was written: the positions the test knows, not the watermarks.
-        let read = self.read(topic, records.len(), Duration::from_secs(30));
-        read.into_iter().map(|r| (r.partition, r.offset)).collect()
+        producer.flush(Duration::from_secs(120)).expect("flushes");
     }
 
     /// Reads `count` records of `topic` from the beginning (no group), within `timeout`.
