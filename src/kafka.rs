@@ -5,12 +5,12 @@
 //! At least once: a record's offset is committed only once its response has been
 //! acknowledged by the brokers (`acks=all`, idempotent producer), or the record set aside
 //! on the dead-letter topic; with several in flight, only up to the lowest offset not yet
-//! answered in its partition ([`offsets`]). A host that stops, or loses a partition, with
+//! answered in its partition (the `offsets` module). A host that stops, or loses a partition, with
 //! records unanswered leaves them to be delivered again: duplicates are possible, losses
 //! are not.
 //!
 //! Nothing connects before the host starts (so `--dry-run` never does). The consumer
-//! fetches ahead of the host at most a few MiB ([`settings`]): a backlog waits in Kafka,
+//! fetches ahead of the host at most a few MiB (the `settings` module): a backlog waits in Kafka,
 //! and the host takes a record only when it has a slot and room in its memory budget.
 
 mod context;

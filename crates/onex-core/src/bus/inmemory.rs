@@ -1,6 +1,6 @@
 //! The in-memory event bus: one bounded FIFO queue per topic, inside the process.
 //!
-//! It is the MVP's bus and the embedded default. Each topic is a queue ([`super::queue`])
+//! It is the MVP's bus and the embedded default. Each topic is a queue (the `queue` module)
 //! created on first use; publishing into a full queue waits until a subscriber makes room,
 //! so a topic holds at most `capacity` messages and `capacity_bytes` bytes (a message
 //! larger than that still enters an empty topic, alone). Several subscribers of one topic
