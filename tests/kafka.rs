@@ -184,6 +184,20 @@ fn a_host_whose_brokers_are_down_stays_up_unready_and_recovers_by_itself() {
 
 #[test]
 fn three_hosts_share_the_partitions_and_lose_nothing_when_one_is_killed() {
+    let duplicates = one_of_three_stops("KILL");
+    eprintln!("one host of three killed: {duplicates} duplicates");
+}
+
+#[test]
+fn a_host_that_leaves_the_group_hands_its_partitions_over_and_loses_nothing() {
+    let duplicates = one_of_three_stops("TERM");
+    eprintln!("one host of three stopped with SIGTERM: {duplicates} duplicates");
+}
+
+/// Three hosts as one group on six partitions; a third of the way through 3,000 requests
+/// one of them gets `signal`. Every request must be answered (the others take over its
+/// partitions); returns how many were answered more than once.
+fn one_of_three_stops(signal: &str) -> usize {
     let broker = Broker::start();
     broker.create_topic(INPUT, 6);
     broker.create_topic(OUTPUT, 1);
@@ -223,8 +237,8 @@ fn three_hosts_share_the_partitions_and_lose_nothing_when_one_is_killed() {
         Duration::from_secs(60),
     );
     let mut hosts = hosts.into_iter();
-    let killed = hosts.next().expect("a host");
-    killed.signal("KILL");
+    let stopped = hosts.next().expect("a host");
+    stopped.signal(signal);
     // Every request is answered at least once: the others take over its partitions.
     let mut answered = BTreeSet::new();
     let records = broker.read_until(
@@ -235,16 +249,17 @@ fn three_hosts_share_the_partitions_and_lose_nothing_when_one_is_killed() {
         },
         Duration::from_secs(120),
     );
-    let duplicates = records.len() - count as usize;
-    eprintln!(
-        "{count} requests, {} responses: {duplicates} duplicates",
-        records.len()
-    );
+    if signal == "TERM" {
+        let (status, _, stderr) = stopped.exit();
+        assert_eq!(status, Some(0), "{stderr}");
+        assert!(stderr.contains("kafka: left group"), "{stderr}");
+    }
     for host in hosts {
         host.signal("TERM");
         let (status, _, stderr) = host.exit();
         assert_eq!(status, Some(0), "{stderr}");
     }
+    records.len() - count as usize
 }
 
 #[test]
