@@ -95,14 +95,26 @@ fn the_kubernetes_manifests_fit_the_budget_and_agree_with_each_other() {
         secret["metadata"]["name"]
     );
     assert!(secret["stringData"]["DATABASE_URL"].is_string());
+    // Lay the ConfigMap out as the pod sees it and load it as the production host would.
+    let loaded = mounted_contract(pod, &configmap);
+    wiring::build_host(&loaded, Profile::Production, Stamp::deterministic(0), 1)
+        .unwrap_or_else(|e| panic!("{e}"));
+}
+
+/// The contract `container` names, laid out from `configmap` as the pod sees it and
+/// loaded with the container's literal environment.
+fn mounted_contract(pod: &Value, configmap: &Value) -> RuntimeHostContract {
+    let container = &pod["containers"][0];
     let volume = &pod["volumes"][0];
     assert_eq!(volume["configMap"]["name"], configmap["metadata"]["name"]);
-
-    // Lay the ConfigMap out as the pod sees it and load it as the production host would.
     let mount = container["volumeMounts"][0]["mountPath"]
         .as_str()
         .expect("a mount path");
-    let contract = args.last().expect("a contract path");
+    let contract = container["args"]
+        .as_array()
+        .and_then(|args| args.last())
+        .and_then(Value::as_str)
+        .expect("a contract path");
     let relative = contract
         .strip_prefix(mount)
         .expect("the contract lies in the mount")
@@ -115,10 +127,100 @@ fn the_kubernetes_manifests_fit_the_budget_and_agree_with_each_other() {
             .unwrap_or_else(|| panic!("no ConfigMap key {key}"));
         fixture = fixture.with(item["path"].as_str().expect("a path"), text);
     }
-    let loaded =
-        RuntimeHostContract::load(&fixture.path(relative)).unwrap_or_else(|e| panic!("{e}"));
-    wiring::build_host(&loaded, Profile::Production, Stamp::deterministic(0), 1)
+    let env: Vec<(String, String)> = container["env"]
+        .as_array()
+        .expect("env")
+        .iter()
+        .filter_map(|var| {
+            Some((
+                var["name"].as_str()?.to_owned(),
+                var["value"].as_str()?.to_owned(),
+            ))
+        })
+        .collect();
+    let path = fixture.path(relative);
+    let text = std::fs::read_to_string(&path).expect("the contract");
+    RuntimeHostContract::parse_with_env(&text, &path, &|name| {
+        env.iter().find(|(n, _)| n == name).map(|(_, v)| v.clone())
+    })
+    .unwrap_or_else(|e| panic!("{e}"))
+}
+
+#[test]
+fn the_kafka_deployment_runs_replicas_of_one_group_within_the_same_budget() {
+    let standalone = yaml("k8s/deployment.yaml");
+    let deployment = yaml("k8s/kafka-deployment.yaml");
+    let configmap = yaml("k8s/kafka-configmap.yaml");
+    assert!(
+        deployment["spec"]["replicas"]
+            .as_u64()
+            .is_some_and(|n| n >= 2)
+    );
+    let pod = &deployment["spec"]["template"]["spec"];
+    let standalone_pod = &standalone["spec"]["template"]["spec"];
+    let container = &pod["containers"][0];
+    let standalone_container = &standalone_pod["containers"][0];
+    // The same budget, probes, hardening and drain as the standalone host.
+    for field in [
+        "resources",
+        "livenessProbe",
+        "readinessProbe",
+        "securityContext",
+    ] {
+        assert_eq!(container[field], standalone_container[field], "{field}");
+    }
+    for field in ["securityContext", "terminationGracePeriodSeconds"] {
+        assert_eq!(pod[field], standalone_pod[field], "{field}");
+    }
+    let contract = mounted_contract(pod, &configmap);
+    let onex_host::contract::EventBusConfig::Kafka(kafka) = &contract.event_bus else {
+        panic!(
+            "the kafka deployment's contract is on {:?}",
+            contract.event_bus
+        );
+    };
+    assert!(kafka.bootstrap_servers.contains(":9092"));
+    wiring::build_host(&contract, Profile::Production, Stamp::deterministic(0), 1)
         .unwrap_or_else(|e| panic!("{e}"));
+}
+
+#[test]
+fn the_compose_kafka_profile_runs_two_hosts_of_one_group_beside_a_broker() {
+    let compose = yaml("compose.yaml");
+    let services = &compose["services"];
+    let broker = &services["kafka"];
+    let hosts = &services["runtime-host-kafka"];
+    assert_eq!(broker["profiles"][0], "kafka");
+    assert_eq!(hosts["profiles"][0], "kafka");
+    assert!(broker["healthcheck"]["test"].is_array());
+    assert_eq!(hosts["deploy"]["replicas"], 2);
+    assert_eq!(hosts["depends_on"]["kafka"]["condition"], "service_healthy");
+    // The same limits as the standalone host.
+    for field in [
+        "mem_limit",
+        "cpus",
+        "read_only",
+        "user",
+        "stop_grace_period",
+    ] {
+        assert_eq!(hosts[field], services["runtime-host"][field], "{field}");
+    }
+    let command = hosts["command"].as_array().expect("a command");
+    let in_container = command.last().and_then(Value::as_str).expect("a contract");
+    let on_host = repo().join(in_container.replace("/etc/onex/contracts", "contracts"));
+    let text = std::fs::read_to_string(&on_host).expect("the contract");
+    let environment = &hosts["environment"];
+    let contract = RuntimeHostContract::parse_with_env(&text, &on_host, &|name| {
+        environment[name].as_str().map(str::to_owned)
+    })
+    .unwrap_or_else(|e| panic!("{e}"));
+    let onex_host::contract::EventBusConfig::Kafka(kafka) = &contract.event_bus else {
+        panic!(
+            "the kafka profile's contract is on {:?}",
+            contract.event_bus
+        );
+    };
+    assert_eq!(kafka.bootstrap_servers, "kafka:9092");
 }
 
 #[test]
