@@ -11,7 +11,8 @@
 //!   flight;
 //! - e. latency added as a sidecar (`POST /v1/envelopes` doing a GET) beside the direct GET;
 //! - f. peak RSS with 10 nodes under load, time from start to ready, binary size;
-//! - g. how the cost grows with payload size (1 KB, 64 KB, 1 MB) and the in-flight bound.
+//! - g. how the cost grows with payload size (1 KB, 64 KB, 1 MB) and the in-flight bound;
+//! - k. envelopes/s of one host on the kafka bus beside a raw rdkafka loop (bench/kafka.rs).
 //!
 //! `just bench ad` runs only scenarios a and d.
 //!
@@ -22,10 +23,17 @@
 #[path = "../tests/support/http_server.rs"]
 #[allow(dead_code)]
 mod http_server;
+mod kafka;
+#[path = "../tests/support/kafka.rs"]
+#[allow(dead_code)]
+mod kafka_broker;
 mod measure;
 #[path = "../tests/support/postgres.rs"]
 #[allow(dead_code)]
 mod postgres;
+#[path = "../tests/support/process.rs"]
+#[allow(dead_code)]
+mod process;
 mod scenarios;
 
 /// A scenario: given the number of runs, its report rows.
@@ -54,7 +62,7 @@ fn main() {
         "glibc"
     };
     println!("onex runtime host benchmarks: {build} build, medians of {reps} runs\n");
-    let all: [(&str, Scenario); 7] = [
+    let all: [(&str, Scenario); 8] = [
         ("a", scenarios::no_io),
         ("b", scenarios::latency),
         ("c", scenarios::http),
@@ -62,6 +70,7 @@ fn main() {
         ("e", scenarios::sidecar),
         ("f", scenarios::footprint),
         ("g", scenarios::growth),
+        ("k", kafka::kafka),
     ];
     let mut rows = Vec::new();
     for (key, scenario) in all {

@@ -44,6 +44,9 @@ use context::{HostContext, Membership};
 use figures::Figures;
 pub use figures::KafkaMetrics;
 use runtime::SmolRuntime;
+/// The librdkafka settings a host's consumer and producer run with (for a baseline that
+/// wants the same: the benchmark's raw loop).
+pub use settings::{consumer as consumer_settings, producer as producer_settings};
 
 type Consumer = StreamConsumer<HostContext, SmolRuntime>;
 type Producer = FutureProducer<Logged, SmolRuntime>;

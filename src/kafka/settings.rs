@@ -15,7 +15,7 @@ const MAX_RECORD_BYTES: usize = MAX_ENVELOPE_BYTES + 64 * 1024;
 /// The consumer's settings: a member of the contract's group that stores an offset only
 /// once everything before it has been answered (see `offsets`), and commits what is
 /// stored every second, on a rebalance and when it leaves.
-pub(super) fn consumer(kafka: &KafkaConfig, client_id: &str) -> ClientConfig {
+pub fn consumer(kafka: &KafkaConfig, client_id: &str) -> ClientConfig {
     let mut config = common(kafka, client_id);
     config
         .set("group.id", &kafka.consumer_group)
@@ -48,7 +48,7 @@ pub(super) fn consumer(kafka: &KafkaConfig, client_id: &str) -> ClientConfig {
 
 /// The producer's settings: idempotent (so retries never duplicate or reorder a
 /// partition's records), every response acknowledged by all in-sync replicas.
-pub(super) fn producer(kafka: &KafkaConfig, client_id: &str) -> ClientConfig {
+pub fn producer(kafka: &KafkaConfig, client_id: &str) -> ClientConfig {
     let mut config = common(kafka, client_id);
     config
         .set("enable.idempotence", "true")
