@@ -122,7 +122,7 @@ impl KafkaEventBus {
     fn send(
         &self,
         topic: &Topic,
-        message: &[u8],
+        message: Message,
         key: Option<&[u8]>,
         headers: Option<OwnedHeaders>,
     ) -> Boxed<Result<(), BusError>> {
@@ -130,7 +130,7 @@ impl KafkaEventBus {
             Ok(clients) => clients.producer.clone(),
             Err(error) => return Box::pin(future::ready(Err(error))),
         };
-        let (topic, message, key) = (topic.clone(), message.to_vec(), key.map(<[u8]>::to_vec));
+        let (topic, key) = (topic.clone(), key.map(<[u8]>::to_vec));
         let figures = Arc::clone(&self.membership.figures);
         Box::pin(async move {
             let mut record = FutureRecord::to(topic.as_str()).payload(&message);
@@ -157,7 +157,7 @@ impl EventBus for KafkaEventBus {
     }
 
     fn publish(&self, topic: &Topic, message: Message) -> Boxed<Result<(), BusError>> {
-        self.send(topic, &message, None, None)
+        self.send(topic, message, None, None)
     }
 
     fn publish_reply(
@@ -166,7 +166,7 @@ impl EventBus for KafkaEventBus {
         topic: &Topic,
         receipt: &Receipt,
     ) -> Boxed<Result<(), BusError>> {
-        self.send(topic, &response.to_json_bytes(), receipt.key(), None)
+        self.send(topic, response.to_json_bytes(), receipt.key(), None)
     }
 
     fn dead_letter(
@@ -188,7 +188,7 @@ impl EventBus for KafkaEventBus {
                 key: "onex-dead-letter-origin",
                 value: Some(origin.as_str()),
             });
-        let sending = self.send(topic, message, receipt.key(), Some(headers));
+        let sending = self.send(topic, message.to_vec(), receipt.key(), Some(headers));
         let figures = Arc::clone(&self.membership.figures);
         Box::pin(async move {
             sending.await?;
