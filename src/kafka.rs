@@ -297,16 +297,13 @@ impl EventBus for KafkaEventBus {
         let Some(Ok(clients)) = self.clients.get() else {
             return;
         };
-        // What is stored is committed, then the host leaves the group; both wait on the
-        // brokers, so they run off the host's thread, bounded by librdkafka's timeouts.
-        let consumer = Arc::clone(&clients.consumer);
-        let leaving = smol::unblock(move || {
-            if let Err(error) = consumer.commit_consumer_state(CommitMode::Sync) {
-                log::debug!("kafka: final commit: {error}");
-            }
-            consumer.unsubscribe();
-        });
-        future::block_on(leaving);
+        // What is stored is committed, then the host leaves the group. Both wait on the
+        // brokers (bounded by librdkafka's timeouts); closing is the host's last step, so
+        // its thread may wait.
+        if let Err(error) = clients.consumer.commit_consumer_state(CommitMode::Sync) {
+            log::debug!("kafka: final commit: {error}");
+        }
+        clients.consumer.unsubscribe();
         log::info!("kafka: left group {}", self.config.consumer_group);
     }
 }
