@@ -1,6 +1,7 @@
-//! What the consumer learns from librdkafka while the host polls it: partitions assigned
-//! and revoked, commits, and errors. Callbacks run on the host's thread, inside its poll
-//! of the input topic, so each only updates shared state and returns.
+//! What the consumer learns from librdkafka: partitions assigned and revoked, commits,
+//! statistics, errors. Rebalances and commits are reported inside the host's poll of the
+//! input topic, on its thread (log lines may come from librdkafka's own threads), so each
+//! callback only updates shared state and returns.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
