@@ -16,6 +16,7 @@
 mod context;
 mod figures;
 mod offsets;
+mod reading;
 mod runtime;
 mod settings;
 
@@ -24,18 +25,13 @@ use std::time::Duration;
 
 use futures_lite::future::{self, Boxed};
 use futures_lite::stream;
-use rdkafka::Message as _;
 use rdkafka::client::ClientContext;
 use rdkafka::config::RDKafkaLogLevel;
 use rdkafka::consumer::{CommitMode, Consumer as _, StreamConsumer};
 use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::producer::{FutureProducer, FutureRecord};
-use rdkafka::topic_partition_list::{Offset, TopicPartitionList};
-use smol::Timer;
 
-use crate::bus::{
-    BusError, BusKind, Delivery, EventBus, Message, Receipt, Settle, Subscription, Topic,
-};
+use crate::bus::{BusError, BusKind, EventBus, Message, Receipt, Subscription, Topic};
 use crate::contract::KafkaConfig;
 use crate::envelope::Envelope;
 use crate::health::HealthReport;
@@ -43,6 +39,7 @@ use crate::latch::Latch;
 use context::{HostContext, Membership};
 use figures::Figures;
 pub use figures::KafkaMetrics;
+use reading::Reading;
 use runtime::SmolRuntime;
 /// The librdkafka settings a host's consumer and producer run with (for a baseline that
 /// wants the same: the benchmark's raw loop).
@@ -305,95 +302,6 @@ impl EventBus for KafkaEventBus {
         }
         clients.consumer.unsubscribe();
         log::info!("kafka: left group {}", self.config.consumer_group);
-    }
-}
-
-/// The input topic's records, as the host takes them.
-struct Reading {
-    consumer: Arc<Consumer>,
-    membership: Arc<Membership>,
-    topic: Topic,
-    stopped: Latch,
-}
-
-impl Reading {
-    /// The next record of a partition this host owns, or `None` once input has stopped.
-    async fn next(&self) -> Option<Delivery> {
-        loop {
-            let received = future::or(async { Some(self.consumer.recv().await) }, async {
-                self.stopped.wait().await;
-                None
-            })
-            .await?;
-            let record = match received {
-                Ok(record) => record,
-                Err(error) => {
-                    log::warn!("kafka: reading {}: {error}", self.topic);
-                    Timer::after(ERROR_PAUSE).await;
-                    continue;
-                }
-            };
-            Figures::count(&self.membership.figures.consumed);
-            let (partition, offset) = (record.partition(), record.offset());
-            let Some(generation) = self.membership.offsets().handed_out(partition, offset) else {
-                // Fetched just before its partition was revoked: its new owner answers it.
-                continue;
-            };
-            let receipt = KafkaReceipt {
-                key: record.key().map(<[u8]>::to_vec),
-                topic: self.topic.clone(),
-                partition,
-                offset,
-                generation,
-                membership: Arc::clone(&self.membership),
-                consumer: Arc::clone(&self.consumer),
-            };
-            return Some(Delivery {
-                message: record.payload().unwrap_or_default().to_vec(),
-                receipt: Receipt::new(Box::new(receipt)),
-            });
-        }
-    }
-}
-
-/// Where a record came from, and how to commit past it once it is answered.
-struct KafkaReceipt {
-    key: Option<Vec<u8>>,
-    topic: Topic,
-    partition: i32,
-    offset: i64,
-    generation: u64,
-    membership: Arc<Membership>,
-    consumer: Arc<Consumer>,
-}
-
-impl Settle for KafkaReceipt {
-    fn key(&self) -> Option<&[u8]> {
-        self.key.as_deref()
-    }
-
-    fn origin(&self) -> String {
-        format!("{}/{}@{}", self.topic, self.partition, self.offset)
-    }
-
-    fn settle(self: Box<Self>) {
-        let commit =
-            self.membership
-                .offsets()
-                .answered(self.partition, self.offset, self.generation);
-        let Some(commit) = commit else { return };
-        let mut offsets = TopicPartitionList::new();
-        let stored = offsets
-            .add_partition_offset(self.topic.as_str(), self.partition, Offset::Offset(commit))
-            .and_then(|()| self.consumer.store_offsets(&offsets));
-        if let Err(error) = stored {
-            // The partition was revoked meanwhile: its new owner reads from the last commit.
-            log::debug!(
-                "kafka: storing {}/{} offset {commit}: {error}",
-                self.topic,
-                self.partition
-            );
-        }
     }
 }
 

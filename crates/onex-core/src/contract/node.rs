@@ -70,17 +70,6 @@ pub struct IoOperation {
     pub line: Option<u64>,
 }
 
-/// Where a node's contract lets an operation reach a URL ([`NodeContract::reach`]).
-#[derive(Debug, PartialEq, Eq)]
-pub enum Reach<'a> {
-    /// Anywhere: an entry declaring the operation has no target.
-    Anywhere,
-    /// Under this target, the first declared one that admits the URL.
-    Within(&'a HttpTarget),
-    /// Outside every declared target (these).
-    Outside(Vec<&'a Arc<HttpTarget>>),
-}
-
 /// A validated node contract.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct NodeContract {
@@ -190,27 +179,6 @@ impl NodeContract {
         self.io_operations
             .iter()
             .filter(move |entry| entry.operations.iter().any(|op| op == operation))
-    }
-
-    /// Where the node's contract lets `operation` reach `url`: anywhere when an entry
-    /// declaring the operation has no `target`, else under the first declared target that
-    /// admits the URL, if any.
-    pub fn reach(&self, operation: &str, url: &str) -> Reach<'_> {
-        let declaring = self
-            .io_operations
-            .iter()
-            .filter(|entry| entry.operations.iter().any(|op| op == operation));
-        let mut targets = Vec::new();
-        for entry in declaring {
-            match &entry.target {
-                None => return Reach::Anywhere,
-                Some(target) => targets.push(target),
-            }
-        }
-        match targets.iter().find(|target| target.admits(url)) {
-            Some(target) => Reach::Within(target),
-            None => Reach::Outside(targets),
-        }
     }
 
     /// Every operation the node declares for `handler_type`.
