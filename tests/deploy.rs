@@ -34,10 +34,10 @@ fn millicores(quantity: &str) -> u64 {
 
 #[test]
 fn the_kubernetes_manifests_fit_the_budget_and_agree_with_each_other() {
-    let deployment = yaml("k8s/deployment.yaml");
-    let service = yaml("k8s/service.yaml");
-    let configmap = yaml("k8s/configmap.yaml");
-    let secret = yaml("k8s/secret.template.yaml");
+    let deployment = yaml("deploy/k8s/deployment.yaml");
+    let service = yaml("deploy/k8s/service.yaml");
+    let configmap = yaml("deploy/k8s/configmap.yaml");
+    let secret = yaml("deploy/k8s/secret.template.yaml");
     assert_eq!(deployment["kind"], "Deployment");
     let pod = &deployment["spec"]["template"]["spec"];
     let container = &pod["containers"][0];
@@ -148,9 +148,9 @@ fn mounted_contract(pod: &Value, configmap: &Value) -> RuntimeHostContract {
 
 #[test]
 fn the_kafka_deployment_runs_replicas_of_one_group_within_the_same_budget() {
-    let standalone = yaml("k8s/deployment.yaml");
-    let deployment = yaml("k8s/kafka-deployment.yaml");
-    let configmap = yaml("k8s/kafka-configmap.yaml");
+    let standalone = yaml("deploy/k8s/deployment.yaml");
+    let deployment = yaml("deploy/k8s/kafka-deployment.yaml");
+    let configmap = yaml("deploy/k8s/kafka-configmap.yaml");
     assert!(
         deployment["spec"]["replicas"]
             .as_u64()
