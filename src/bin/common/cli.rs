@@ -12,7 +12,9 @@ use onex_host::bus::BusKind;
 use onex_host::busy_poll::MAX_WINDOW_MICROS;
 use onex_host::logging::LogFormat;
 
+mod modes;
 mod usage;
+pub use modes::{DEFAULT_HEALTH_URL, MAX_SLEEP_SECS};
 pub use usage::usage;
 
 /// What the command line asks for.
@@ -30,6 +32,8 @@ pub enum Command {
         /// The URL to probe.
         url: String,
     },
+    /// Wait this long, then exit 0 (a `preStop` hook in an image without `sleep`).
+    Sleep(Duration),
 }
 
 /// The most requests `--max-in-flight` lets the host handle at once. Memory is bounded by
@@ -41,9 +45,6 @@ pub const MAX_IN_FLIGHT: u64 = 4096;
 const DEFAULT_MEMORY_BUDGET_MIB: u64 = onex_host::host::DEFAULT_MEMORY_BUDGET / (1024 * 1024);
 /// The largest `--memory-budget`, in MiB.
 const MAX_MEMORY_BUDGET_MIB: u64 = 64 * 1024;
-
-/// The URL `healthcheck` probes unless told otherwise.
-pub const DEFAULT_HEALTH_URL: &str = "http://127.0.0.1:8085/health/live";
 
 /// The options of a run.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -79,6 +80,9 @@ pub enum UsageError {
     /// No contract path was given.
     #[error("missing CONTRACT_PATH")]
     MissingContract,
+    /// `sleep` without its duration.
+    #[error("missing SECONDS: sleep waits that many seconds, e.g. sleep 5")]
+    MissingSeconds,
     /// An option's value is not one of the accepted ones.
     #[error("invalid value '{value}' for {option}: expected {expected}")]
     InvalidValue {
@@ -108,17 +112,9 @@ pub enum UsageError {
 }
 
 /// Parses the arguments after the program name.
-pub fn parse(mut args: Vec<OsString>) -> Result<Command, UsageError> {
-    if args.first().is_some_and(|first| first == "healthcheck") {
-        args.remove(0);
-        let mut rest = args.into_iter();
-        let url = rest.next().map(|url| url.to_string_lossy().into_owned());
-        if let Some(extra) = rest.next() {
-            return Err(UsageError::Unexpected(extra.to_string_lossy().into_owned()));
-        }
-        return Ok(Command::Healthcheck {
-            url: url.unwrap_or_else(|| DEFAULT_HEALTH_URL.to_owned()),
-        });
+pub fn parse(args: Vec<OsString>) -> Result<Command, UsageError> {
+    if let Some(mode) = modes::parse(&args) {
+        return mode;
     }
     let mut args = pico_args::Arguments::from_vec(args);
     if args.contains(["-h", "--help"]) {
@@ -311,23 +307,6 @@ mod tests {
         );
         assert_eq!(options.log_format, LogFormat::Json);
         assert_eq!(options.busy_poll, Duration::from_micros(50));
-    }
-
-    #[test]
-    fn healthcheck_takes_an_optional_url() {
-        assert_eq!(
-            parse_strs(&["healthcheck"]),
-            Ok(Command::Healthcheck {
-                url: DEFAULT_HEALTH_URL.into()
-            })
-        );
-        assert_eq!(
-            parse_strs(&["healthcheck", "http://127.0.0.1:9/health/live"]),
-            Ok(Command::Healthcheck {
-                url: "http://127.0.0.1:9/health/live".into()
-            })
-        );
-        assert!(parse_strs(&["healthcheck", "a", "b"]).is_err());
     }
 
     #[test]

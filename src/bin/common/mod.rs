@@ -35,6 +35,12 @@ pub fn main(profile: Profile) -> ExitCode {
             return ExitCode::SUCCESS;
         }
         Ok(Command::Healthcheck { url }) => return healthcheck(&url),
+        Ok(Command::Sleep(duration)) => {
+            // A preStop hook: the pod's endpoints stop sending while this waits, and the
+            // host serves on until the kubelet's SIGTERM, which comes when this exits.
+            std::thread::sleep(duration);
+            return ExitCode::SUCCESS;
+        }
         Err(error) => {
             eprintln!("{binary}: {error}\nRun '{binary} --help' for usage.");
             return ExitCode::from(2);

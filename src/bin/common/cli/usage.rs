@@ -1,7 +1,7 @@
 //! The usage text `--help` prints: every option, what it does, its default and limits
 //! (the limits and defaults the parser enforces are filled in from its constants).
 
-use super::{DEFAULT_HEALTH_URL, DEFAULT_MEMORY_BUDGET_MIB, MAX_IN_FLIGHT};
+use super::{DEFAULT_HEALTH_URL, DEFAULT_MEMORY_BUDGET_MIB, MAX_IN_FLIGHT, MAX_SLEEP_SECS};
 use onex_host::api::DEFAULT_REQUEST_TIMEOUT;
 use onex_host::busy_poll::MAX_WINDOW_MICROS;
 
@@ -14,6 +14,7 @@ Hosts ONEX nodes: loads a runtime-host contract and answers request envelopes.
 
 Usage: {binary} [OPTIONS] CONTRACT_PATH
        {binary} healthcheck [URL]   (exit 0 if URL, default {health}, answers 200)
+       {binary} sleep SECONDS       (wait, at most {sleep_max} s, then exit 0: a preStop hook)
 
 Options:
   --stdin               read request envelopes from standard input, one JSON object
@@ -49,6 +50,7 @@ Exit status: 0 clean run, 1 contract, configuration or start-up failure,
 ",
         version = env!("CARGO_PKG_VERSION"),
         health = DEFAULT_HEALTH_URL,
+        sleep_max = MAX_SLEEP_SECS,
         max_in_flight = MAX_IN_FLIGHT,
         request_timeout = DEFAULT_REQUEST_TIMEOUT.as_secs(),
         memory_budget = DEFAULT_MEMORY_BUDGET_MIB,
