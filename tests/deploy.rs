@@ -1,8 +1,10 @@
-//! The deployment files: Kubernetes manifests, compose file and Containerfiles are valid,
+//! The deployment files under `deploy/` and at the top (compose, Containerfiles) are valid,
 //! consistent with each other, within the 128 MiB / 250m budget, and carry a contract the
-//! production host accepts.
+//! production host accepts. This file holds the standalone shapes and the helpers;
+//! `deploy/sidecar.rs` the host beside an app, `deploy/edge.rs` the systemd unit.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
 
 use onex_host::contract::RuntimeHostContract;
 use onex_host::envelope::Stamp;
@@ -10,7 +12,10 @@ use onex_host::wiring::{self, Profile};
 use serde_json::Value;
 
 use crate::support::fixture::Fixture;
-use crate::support::process::repo;
+use crate::support::process::{PRODUCTION, repo, run};
+
+mod edge;
+mod sidecar;
 
 fn yaml(relative: &str) -> Value {
     let text = std::fs::read_to_string(repo().join(relative))
@@ -30,6 +35,44 @@ fn millicores(quantity: &str) -> u64 {
         .strip_suffix('m')
         .and_then(|n| n.parse().ok())
         .unwrap_or_else(|| panic!("not a millicore quantity: {quantity}"))
+}
+
+/// A container's (or a compose service's command's) arguments.
+fn args(list: &Value) -> Vec<&str> {
+    list.as_array()
+        .expect("a list of arguments")
+        .iter()
+        .filter_map(Value::as_str)
+        .collect()
+}
+
+/// The value after `option` in `args`.
+fn option<'a>(args: &[&'a str], option: &str) -> &'a str {
+    args.iter()
+        .position(|a| *a == option)
+        .and_then(|at| args.get(at + 1))
+        .unwrap_or_else(|| panic!("no {option} in {args:?}"))
+}
+
+/// The whole seconds after `option` in `args`.
+fn seconds(args: &[&str], name: &str) -> u64 {
+    option(args, name)
+        .parse()
+        .unwrap_or_else(|e| panic!("{name}: {e}"))
+}
+
+/// The seconds a `preStop` hook of `command` waits, if it is `[PROGRAM, "sleep", N]` or
+/// `["sleep", N]`.
+fn pre_stop_sleep(container: &Value) -> u64 {
+    let command = args(&container["lifecycle"]["preStop"]["exec"]["command"]);
+    let at = command
+        .iter()
+        .position(|word| *word == "sleep")
+        .unwrap_or_else(|| panic!("no sleep in the preStop hook {command:?}"));
+    command
+        .get(at + 1)
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no whole seconds in {command:?}"))
 }
 
 #[test]
@@ -65,25 +108,20 @@ fn the_kubernetes_manifests_fit_the_budget_and_agree_with_each_other() {
         false
     );
 
-    let args: Vec<&str> = container["args"]
-        .as_array()
-        .expect("args")
-        .iter()
-        .filter_map(Value::as_str)
-        .collect();
-    let grace: u64 = args[args
-        .iter()
-        .position(|a| *a == "--shutdown-grace")
-        .expect("a grace")
-        + 1]
-    .parse()
-    .expect("seconds");
+    let grace = seconds(&args(&container["args"]), "--shutdown-grace");
+    // The hook and the drain both come out of the pod's grace period.
+    let pre_stop = pre_stop_sleep(container);
+    assert_eq!(
+        args(&container["lifecycle"]["preStop"]["exec"]["command"])[0],
+        "omnibase-runtime-host",
+        "the image has no sleep of its own"
+    );
     assert!(
         pod["terminationGracePeriodSeconds"]
             .as_u64()
             .expect("a period")
-            > grace,
-        "Kubernetes must wait for the drain"
+            > pre_stop + grace,
+        "Kubernetes must wait for the hook and the drain"
     );
 
     assert_eq!(
@@ -96,24 +134,49 @@ fn the_kubernetes_manifests_fit_the_budget_and_agree_with_each_other() {
     );
     assert!(secret["stringData"]["DATABASE_URL"].is_string());
     // Lay the ConfigMap out as the pod sees it and load it as the production host would.
-    let loaded = mounted_contract(pod, &configmap);
+    let loaded = mounted_contract(pod, container, &configmap);
     wiring::build_host(&loaded, Profile::Production, Stamp::deterministic(0), 1)
         .unwrap_or_else(|e| panic!("{e}"));
 }
 
 /// The contract `container` names, laid out from `configmap` as the pod sees it and
 /// loaded with the container's literal environment.
-fn mounted_contract(pod: &Value, configmap: &Value) -> RuntimeHostContract {
-    let container = &pod["containers"][0];
-    let volume = &pod["volumes"][0];
-    assert_eq!(volume["configMap"]["name"], configmap["metadata"]["name"]);
-    let mount = container["volumeMounts"][0]["mountPath"]
-        .as_str()
-        .expect("a mount path");
-    let contract = container["args"]
+fn mounted_contract(pod: &Value, container: &Value, configmap: &Value) -> RuntimeHostContract {
+    let (_fixture, path) = mounted(pod, container, configmap);
+    let env: Vec<(String, String)> = container["env"]
         .as_array()
-        .and_then(|args| args.last())
-        .and_then(Value::as_str)
+        .map(Vec::as_slice)
+        .unwrap_or_default()
+        .iter()
+        .filter_map(|var| {
+            Some((
+                var["name"].as_str()?.to_owned(),
+                var["value"].as_str()?.to_owned(),
+            ))
+        })
+        .collect();
+    let text = std::fs::read_to_string(&path).expect("the contract");
+    RuntimeHostContract::parse_with_env(&text, &path, &|name| {
+        env.iter().find(|(n, _)| n == name).map(|(_, v)| v.clone())
+    })
+    .unwrap_or_else(|e| panic!("{e}"))
+}
+
+/// The `configmap` volume `container` mounts, laid out in a fixture as the pod sees it,
+/// and the path there of the contract the container's last argument names.
+fn mounted(pod: &Value, container: &Value, configmap: &Value) -> (Fixture, PathBuf) {
+    let mount = &container["volumeMounts"][0];
+    let volume = pod["volumes"]
+        .as_array()
+        .expect("volumes")
+        .iter()
+        .find(|volume| volume["name"] == mount["name"])
+        .expect("the mounted volume");
+    assert_eq!(volume["configMap"]["name"], configmap["metadata"]["name"]);
+    let mount = mount["mountPath"].as_str().expect("a mount path");
+    let contract = args(&container["args"])
+        .last()
+        .copied()
         .expect("a contract path");
     let relative = contract
         .strip_prefix(mount)
@@ -127,23 +190,8 @@ fn mounted_contract(pod: &Value, configmap: &Value) -> RuntimeHostContract {
             .unwrap_or_else(|| panic!("no ConfigMap key {key}"));
         fixture = fixture.with(item["path"].as_str().expect("a path"), text);
     }
-    let env: Vec<(String, String)> = container["env"]
-        .as_array()
-        .expect("env")
-        .iter()
-        .filter_map(|var| {
-            Some((
-                var["name"].as_str()?.to_owned(),
-                var["value"].as_str()?.to_owned(),
-            ))
-        })
-        .collect();
     let path = fixture.path(relative);
-    let text = std::fs::read_to_string(&path).expect("the contract");
-    RuntimeHostContract::parse_with_env(&text, &path, &|name| {
-        env.iter().find(|(n, _)| n == name).map(|(_, v)| v.clone())
-    })
-    .unwrap_or_else(|e| panic!("{e}"))
+    (fixture, path)
 }
 
 #[test]
@@ -172,7 +220,7 @@ fn the_kafka_deployment_runs_replicas_of_one_group_within_the_same_budget() {
     for field in ["securityContext", "terminationGracePeriodSeconds"] {
         assert_eq!(pod[field], standalone_pod[field], "{field}");
     }
-    let contract = mounted_contract(pod, &configmap);
+    let contract = mounted_contract(pod, container, &configmap);
     let onex_host::contract::EventBusConfig::Kafka(kafka) = &contract.event_bus else {
         panic!(
             "the kafka deployment's contract is on {:?}",
@@ -283,4 +331,28 @@ fn the_containerfiles_pin_their_bases_and_run_as_non_root() {
         );
     }
     assert!(Path::new(&repo().join(".ci/containers.conf")).is_file());
+}
+
+#[test]
+fn the_sleep_mode_waits_then_exits_0_for_a_pre_stop_hook() {
+    let started = Instant::now();
+    let slept = run(PRODUCTION, &["sleep", "1"], repo(), b"", &[]);
+    assert_eq!(slept.status, Some(0), "{}", slept.stderr);
+    assert!(started.elapsed() >= Duration::from_secs(1));
+    let zero = run(PRODUCTION, &["sleep", "0"], repo(), b"", &[]);
+    assert_eq!(zero.status, Some(0), "{}", zero.stderr);
+    for (args, says) in [
+        (&["sleep"][..], "missing SECONDS"),
+        (&["sleep", "5s"][..], "invalid value '5s' for sleep"),
+        (&["sleep", "3601"][..], "at most 3600"),
+        (&["sleep", "1", "2"][..], "unexpected argument '2'"),
+    ] {
+        let refused = run(PRODUCTION, args, repo(), b"", &[]);
+        assert_eq!(refused.status, Some(2), "{args:?}");
+        assert!(
+            refused.stderr.contains(says),
+            "{args:?}: {}",
+            refused.stderr
+        );
+    }
 }
