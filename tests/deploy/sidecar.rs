@@ -145,9 +145,12 @@ fn the_sidecar_pods_exec_probes_pass_against_the_host_they_describe() {
     }
     let daemon = Daemon::start(PRODUCTION, &host_args, fixture.root(), &[]);
     let pod_listen = option(&pod_args, "--listen");
+    // A proxy the container inherits must not come between the probe and the host.
+    let dead_proxy = "http://127.0.0.1:1";
+    let proxies = [("http_proxy", dead_proxy), ("ALL_PROXY", dead_proxy)];
     for probe in ["startupProbe", "livenessProbe", "readinessProbe"] {
         let url = probe_url(&host[probe]).replace(pod_listen, daemon.addr());
-        let checked = run(PRODUCTION, &["healthcheck", &url], repo(), b"", &[]);
+        let checked = run(PRODUCTION, &["healthcheck", &url], repo(), b"", &proxies);
         assert_eq!(checked.status, Some(0), "{probe}: {}", checked.stderr);
     }
     daemon.signal("TERM");

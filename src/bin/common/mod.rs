@@ -140,8 +140,11 @@ fn names_production(environment: &str) -> bool {
 /// Images without a shell or curl use it as their HEALTHCHECK.
 fn healthcheck(url: &str) -> ExitCode {
     use isahc::config::Configurable;
+    // Never through a proxy: the probe is of this machine, and an http_proxy the
+    // container or unit inherits would make a live host look dead.
     let request = isahc::Request::get(url)
         .timeout(std::time::Duration::from_secs(3))
+        .proxy(None)
         .body(());
     let response = request
         .map_err(|error| error.to_string())
