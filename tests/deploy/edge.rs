@@ -137,9 +137,12 @@ fn systemd_analyze_verifies_the_edge_unit_where_systemd_is_installed() {
     let analyze = Command::new("systemd-analyze").arg("--version").output();
     let (Ok(version), Some(units)) = (analyze, system_units()) else {
         eprintln!(
-            "systemd-analyze or the system's units are missing: the edge unit was checked only \
-             as text (its directives, its command line with --dry-run), not parsed by systemd; \
-             apt-get install systemd to check it whole"
+            "systemd-analyze or the system's units are missing: {UNIT} was checked only by \
+             the_edge_unit_runs_the_binary_on_loopback_sandboxed_and_drains_before_the_kill \
+             (its ExecStart run with --dry-run; Restart, KillSignal, TimeoutStopSec, \
+             StandardError, MemoryMax, CPUQuota, DynamicUser, ProtectSystem, NoNewPrivileges, \
+             CapabilityBoundingSet, AmbientCapabilities and WantedBy read as text), not parsed \
+             by systemd, and its sandbox was not rated; apt-get install systemd to check it whole"
         );
         return;
     };
