@@ -7,6 +7,7 @@ mod support;
 mod api;
 mod api_limits;
 mod architecture;
+mod binding_config;
 mod cli;
 mod contracts;
 mod db;
