@@ -47,6 +47,8 @@ use pool::{Op, Pool};
 pub const OPERATIONS: &[&str] = &["db.query", "db.execute"];
 /// The environment variables holding the connection string, the first set one wins.
 pub const URL_VARIABLES: [&str; 2] = ["OMNIBASE_INFRA_DB_URL", "DATABASE_URL"];
+/// Connections in the pool unless the binding's `pool_size` says otherwise.
+pub const POOL_SIZE: usize = pool::POOL_SIZE;
 /// How long one statement may run, unless the connection string sets `statement_timeout`.
 pub const STATEMENT_TIMEOUT: Duration = Duration::from_secs(30);
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
