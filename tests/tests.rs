@@ -19,5 +19,6 @@ mod http;
 mod kafka;
 mod kafka_contract;
 mod receipts;
+mod resilience;
 mod routing;
 mod shutdown;
