@@ -12,6 +12,7 @@ mod cli;
 mod contracts;
 mod db;
 mod db_faults;
+mod db_retry;
 mod deploy;
 mod handler_contracts;
 mod host;
