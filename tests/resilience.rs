@@ -6,6 +6,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
+use futures_lite::future;
 use onex_host::contract::RuntimeHostContract;
 use onex_host::envelope::{Envelope, Stamp};
 use onex_host::host::RuntimeHost;
@@ -15,6 +16,29 @@ use serde_json::{Value, json};
 use crate::support::fixture::Fixture;
 use crate::support::http_server::{Reply, TestServer, response};
 use crate::support::within;
+
+/// Every future in `futures`, run together; their outputs in order.
+async fn join_all<T>(mut futures: Vec<std::pin::Pin<Box<impl Future<Output = T>>>>) -> Vec<T> {
+    let mut outputs: Vec<Option<T>> = futures.iter().map(|_| None).collect();
+    future::poll_fn(|context| {
+        let mut pending = false;
+        for (future, output) in futures.iter_mut().zip(outputs.iter_mut()) {
+            if output.is_none() {
+                match future.as_mut().poll(context) {
+                    std::task::Poll::Ready(value) => *output = Some(value),
+                    std::task::Poll::Pending => pending = true,
+                }
+            }
+        }
+        if pending {
+            std::task::Poll::Pending
+        } else {
+            std::task::Poll::Ready(())
+        }
+    })
+    .await;
+    outputs.into_iter().flatten().collect()
+}
 
 /// A production host with one http binding whose `config` is `config` (YAML, indented
 /// under `config:`), and one node `web` declaring http.get and http.post.
@@ -42,6 +66,11 @@ fn host(config: &str) -> (Fixture, RuntimeHost) {
 const QUICK: &str = "        retry_policy: {max_retries: 3, base_delay_ms: 1, max_delay_ms: 5}\n";
 
 fn call(host: &RuntimeHost, operation: &str, payload: Value, metadata: Value) -> Envelope {
+    within(30, send(host, operation, payload, metadata))
+}
+
+/// [`call`], for running several at once.
+async fn send(host: &RuntimeHost, operation: &str, payload: Value, metadata: Value) -> Envelope {
     let request = json!({
         "envelope_id": "6f1c1a4e-0000-4000-8000-000000000001",
         "target_node": "web",
@@ -49,7 +78,7 @@ fn call(host: &RuntimeHost, operation: &str, payload: Value, metadata: Value) ->
         "payload": payload,
         "metadata": metadata,
     });
-    *within(30, host.process(request.to_string().as_bytes()))
+    *host.process(request.to_string().as_bytes()).await
 }
 
 /// A server answering the statuses `script` gives, in turn (the last one repeats).
@@ -267,4 +296,70 @@ fn no_handler_works_past_the_requests_deadline() {
         response.error.expect("refused").code.as_str(),
         "ENVELOPE_VALIDATION_ERROR"
     );
+}
+
+#[test]
+fn a_slow_upstream_is_cut_at_timeout_ms_and_the_host_stays_responsive() {
+    let slow = TestServer::start(|_| {
+        std::thread::sleep(Duration::from_millis(600));
+        Reply::Send(response("200 OK", &[], b"{}"))
+    });
+    let fast = TestServer::start(|_| Reply::Send(response("200 OK", &[], b"{}")));
+    let (_fixture, host) = host("        timeout_ms: 200\n");
+    let timed = |url: String| {
+        let host = &host;
+        async move {
+            let started = Instant::now();
+            let response = send(host, "http.get", json!({"url": url}), json!({})).await;
+            (response, started.elapsed())
+        }
+    };
+    let (answer, fast_answer) = within(
+        20,
+        future::zip(timed(slow.url("/slow")), async {
+            // Asked once the slow call is under way.
+            smol::Timer::after(Duration::from_millis(20)).await;
+            timed(fast.url("/f")).await
+        }),
+    );
+    let (response, elapsed) = answer;
+    let error = response.error.expect("timed out");
+    assert!(error.message.contains("200 ms"), "{}", error.message);
+    assert!(
+        elapsed >= Duration::from_millis(180) && elapsed <= Duration::from_millis(220 + 100),
+        "answered after {elapsed:?}"
+    );
+    // A timeout after the call was sent is never repeated.
+    assert_eq!(slow.received().len(), 1);
+    assert_eq!(fast_answer.0.success, Some(true));
+    assert!(
+        fast_answer.1 < Duration::from_millis(150),
+        "{:?}",
+        fast_answer.1
+    );
+}
+
+#[test]
+fn over_the_rate_limit_a_call_waits_within_its_deadline_or_is_refused_at_once() {
+    let server = TestServer::start(|_| Reply::Send(response("200 OK", &[], b"{}")));
+    let (_fixture, host) = host("        rate_limit_per_second: 10\n");
+    let calls = (0..14).map(|_| {
+        let (payload, metadata) = (json!({"url": server.url("/a")}), json!({"timeout_ms": 250}));
+        Box::pin(send(&host, "http.get", payload, metadata))
+    });
+    let answers = within(20, join_all(calls.collect()));
+    let refused: Vec<String> = answers
+        .iter()
+        .filter_map(|response| response.error.as_ref().map(|e| e.message.clone()))
+        .collect();
+    // A burst of 10, then one token every 100 ms: within 250 ms two more calls get
+    // theirs; the other two are refused at once, saying why.
+    assert_eq!(answers.len() - refused.len(), 12, "{refused:?}");
+    assert!(
+        refused
+            .iter()
+            .all(|m| m.contains("rate limit of 10 calls a second reached")),
+        "{refused:?}"
+    );
+    assert_eq!(server.received().len(), 12);
 }
