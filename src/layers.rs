@@ -16,7 +16,8 @@
 //! results for the layers.
 
 /// The [`Handler`] methods a layer passes to its `inner` handler unchanged: its type,
-/// name, lifecycle and description are the inner handler's.
+/// name and lifecycle are the inner handler's. (Its description too, with the layer's
+/// own settings added to `limits`: each layer writes that one itself.)
 macro_rules! forward_to_inner {
     () => {
         fn handler_type(&self) -> $crate::handler::HandlerType {
@@ -35,10 +36,6 @@ macro_rules! forward_to_inner {
 
         fn shutdown(&self) -> futures_lite::future::Boxed<()> {
             self.inner.shutdown()
-        }
-
-        fn describe(&self) -> $crate::handler::Description {
-            self.inner.describe()
         }
     };
 }
@@ -59,6 +56,11 @@ use crate::contract::HandlerConfig;
 use crate::handler::Handler;
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use retry::Jitter;
+
+/// `duration` in whole milliseconds, for a description's limits.
+fn millis(duration: std::time::Duration) -> u64 {
+    u64::try_from(duration.as_millis()).unwrap_or(u64::MAX)
+}
 
 /// `handler` wrapped in the layers `config` asks for (none: the deadline alone), on `clock`.
 pub fn wrap(

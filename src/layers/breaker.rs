@@ -14,10 +14,11 @@ use std::time::Instant;
 use futures_lite::future::{self, Boxed};
 
 use super::clock::Clock;
+use super::millis;
 use super::verdict::fault_of;
 use crate::contract::BreakerPolicy;
 use crate::envelope::Payload;
-use crate::handler::{Handler, HandlerError, HandlerRequest};
+use crate::handler::{Description, Handler, HandlerError, HandlerRequest};
 use crate::health::HealthReport;
 
 /// A handler that stops calling its dependency while it fails.
@@ -148,6 +149,18 @@ impl Handler for Breaker {
             shared.record(failed, trial, inner.name());
             result
         })
+    }
+
+    fn describe(&self) -> Description {
+        let mut description = self.inner.describe();
+        let (limits, policy) = (&mut description.limits, &self.shared.policy);
+        let threshold = u64::from(policy.failure_threshold);
+        limits.insert("breaker_failure_threshold".to_owned(), threshold);
+        limits.insert(
+            "breaker_reset_timeout_ms".to_owned(),
+            millis(policy.reset_timeout),
+        );
+        description
     }
 
     fn health_check(&self) -> Boxed<HealthReport> {

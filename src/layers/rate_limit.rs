@@ -16,7 +16,7 @@ use futures_lite::future::{self, Boxed};
 
 use super::clock::Clock;
 use crate::envelope::Payload;
-use crate::handler::{Handler, HandlerError, HandlerRequest};
+use crate::handler::{Description, Handler, HandlerError, HandlerRequest};
 use crate::health::HealthReport;
 
 /// A handler called at most `rate` times a second.
@@ -105,6 +105,15 @@ impl Handler for RateLimit {
                 Box::pin(future::ready(Err(HandlerError::execution(message))))
             }
         }
+    }
+
+    fn describe(&self) -> Description {
+        let mut description = self.inner.describe();
+        let rate = self.rate as u64;
+        description
+            .limits
+            .insert("rate_limit_per_second".to_owned(), rate);
+        description
     }
 
     fn health_check(&self) -> Boxed<HealthReport> {

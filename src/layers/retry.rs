@@ -16,11 +16,12 @@ use std::time::{Duration, SystemTime};
 use futures_lite::future::Boxed;
 
 use super::clock::Clock;
+use super::millis;
 use super::timeout::fits;
 use super::verdict::{fault_of, retryable};
 use crate::contract::{Backoff, RetryPolicy};
 use crate::envelope::Payload;
-use crate::handler::{Handler, HandlerError, HandlerRequest};
+use crate::handler::{Description, Handler, HandlerError, HandlerRequest};
 use crate::health::HealthReport;
 
 /// A handler whose safe, transient failures are retried.
@@ -82,6 +83,21 @@ impl Handler for Retry {
                 calls += 1;
             }
         })
+    }
+
+    fn describe(&self) -> Description {
+        let mut description = self.inner.describe();
+        let limits = &mut description.limits;
+        limits.insert("max_retries".to_owned(), u64::from(self.policy.max_retries));
+        limits.insert(
+            "retry_base_delay_ms".to_owned(),
+            millis(self.policy.base_delay),
+        );
+        limits.insert(
+            "retry_max_delay_ms".to_owned(),
+            millis(self.policy.max_delay),
+        );
+        description
     }
 
     fn health_check(&self) -> Boxed<HealthReport> {

@@ -12,8 +12,9 @@ use std::time::{Duration, Instant};
 use futures_lite::future::{self, Boxed};
 
 use super::clock::Clock;
+use super::millis;
 use crate::envelope::Payload;
-use crate::handler::{Fault, Handler, HandlerError, HandlerRequest};
+use crate::handler::{Description, Fault, Handler, HandlerError, HandlerRequest};
 use crate::health::HealthReport;
 
 /// A handler whose calls end at the first of its limit and the request's deadline.
@@ -74,6 +75,16 @@ impl Handler for Timeout {
             sleep.await;
             Err(expired(limit))
         }))
+    }
+
+    fn describe(&self) -> Description {
+        let mut description = self.inner.describe();
+        if let Some(limit) = self.limit {
+            description
+                .limits
+                .insert("timeout_ms".to_owned(), millis(limit));
+        }
+        description
     }
 
     fn health_check(&self) -> Boxed<HealthReport> {
