@@ -14,7 +14,7 @@ use onex_host::wiring::{self, Profile};
 use serde_json::{Value, json};
 
 use crate::support::fixture::Fixture;
-use crate::support::http_server::{Reply, TestServer, response};
+use crate::support::http_server::{Gate, Reply, TestServer, response};
 use crate::support::within;
 
 /// Every future in `futures`, run together; their outputs in order.
@@ -266,10 +266,15 @@ fn a_500_storm_trips_the_breaker_in_under_10_s_and_it_heals_when_the_upstream_do
 
 #[test]
 fn no_handler_works_past_the_requests_deadline() {
-    let server = TestServer::start(|_| {
-        std::thread::sleep(Duration::from_millis(400));
-        Reply::Send(response("200 OK", &[], b"{}"))
-    });
+    // The upstream answers only once the test is done with it.
+    let gate = Gate::new();
+    let server = {
+        let gate = gate.clone();
+        TestServer::start(move |_| {
+            gate.pass();
+            Reply::Send(response("200 OK", &[], b"{}"))
+        })
+    };
     let (_fixture, host) = host(QUICK);
     let started = Instant::now();
     let response = call(
@@ -296,14 +301,19 @@ fn no_handler_works_past_the_requests_deadline() {
         response.error.expect("refused").code.as_str(),
         "ENVELOPE_VALIDATION_ERROR"
     );
+    gate.open();
 }
 
 #[test]
 fn a_slow_upstream_is_cut_at_timeout_ms_and_the_host_stays_responsive() {
-    let slow = TestServer::start(|_| {
-        std::thread::sleep(Duration::from_millis(600));
-        Reply::Send(response("200 OK", &[], b"{}"))
-    });
+    let gate = Gate::new();
+    let slow = {
+        let gate = gate.clone();
+        TestServer::start(move |_| {
+            gate.pass();
+            Reply::Send(response("200 OK", &[], b"{}"))
+        })
+    };
     let fast = TestServer::start(|_| Reply::Send(response("200 OK", &[], b"{}")));
     let (_fixture, host) = host("        timeout_ms: 200\n");
     let timed = |url: String| {
@@ -337,6 +347,7 @@ fn a_slow_upstream_is_cut_at_timeout_ms_and_the_host_stays_responsive() {
         "{:?}",
         fast_answer.1
     );
+    gate.open();
 }
 
 #[test]
