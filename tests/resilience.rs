@@ -90,6 +90,20 @@ fn scripted(script: &'static [&'static str]) -> TestServer {
     })
 }
 
+/// A server that answers only once the test opens its gate: an upstream slower than any
+/// limit under test.
+fn gated() -> (Arc<Gate>, TestServer) {
+    let gate = Gate::new();
+    let server = {
+        let gate = gate.clone();
+        TestServer::start(move |_| {
+            gate.pass();
+            Reply::Send(response("200 OK", &[], b"{}"))
+        })
+    };
+    (gate, server)
+}
+
 #[test]
 fn a_get_answered_503_twice_then_200_takes_three_attempts() {
     let server = scripted(&[
@@ -266,15 +280,7 @@ fn a_500_storm_trips_the_breaker_in_under_10_s_and_it_heals_when_the_upstream_do
 
 #[test]
 fn no_handler_works_past_the_requests_deadline() {
-    // The upstream answers only once the test is done with it.
-    let gate = Gate::new();
-    let server = {
-        let gate = gate.clone();
-        TestServer::start(move |_| {
-            gate.pass();
-            Reply::Send(response("200 OK", &[], b"{}"))
-        })
-    };
+    let (gate, server) = gated();
     let (_fixture, host) = host(QUICK);
     let started = Instant::now();
     let response = call(
@@ -306,14 +312,7 @@ fn no_handler_works_past_the_requests_deadline() {
 
 #[test]
 fn a_slow_upstream_is_cut_at_timeout_ms_and_the_host_stays_responsive() {
-    let gate = Gate::new();
-    let slow = {
-        let gate = gate.clone();
-        TestServer::start(move |_| {
-            gate.pass();
-            Reply::Send(response("200 OK", &[], b"{}"))
-        })
-    };
+    let (gate, slow) = gated();
     let fast = TestServer::start(|_| Reply::Send(response("200 OK", &[], b"{}")));
     let (_fixture, host) = host("        timeout_ms: 200\n");
     let timed = |url: String| {
