@@ -5,6 +5,11 @@
 //! for HTTP, the URL), (4) a handler of that type is registered, (5) the handler runs it.
 //! Every outcome, success or failure, becomes exactly one response envelope.
 //!
+//! A request's `metadata.timeout_ms` becomes its deadline when routing starts (the
+//! handler request's `deadline`, which the host's layers enforce), and a response that
+//! took the handler more than one call says how many in `metadata.attempts` (counted
+//! by the host's retry layer through the request's [`Attempts`]).
+//!
 //! The runtime is pure in-memory orchestration: it knows no transport and starts no
 //! tasks; whoever owns it (the host) drives it by awaiting [`NodeRuntime::route`] for a
 //! request it parsed (step 1 done), or [`NodeRuntime::route_envelope`] for any envelope.
