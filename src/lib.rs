@@ -53,6 +53,7 @@ pub mod handlers;
 pub mod host;
 pub mod kafka;
 pub mod latch;
+pub mod layers;
 pub mod logging;
 pub mod metrics;
 pub mod serve;

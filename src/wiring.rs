@@ -4,14 +4,15 @@
 //! The sets are closed, so registration is a `match`, checked by the compiler: a new
 //! protocol is one [`HandlerType`] variant, one file under `handlers/`, one arm here.
 //! Nothing else in the crate constructs handlers or buses. Wiring also applies each
-//! binary's policy ([`Profile`]) and checks every node's declared operations against
-//! what its handler's `describe()` says it supports.
+//! binary's policy ([`Profile`]), wraps every handler in the layers its binding's
+//! `config` asks for ([`crate::layers`]), and checks every node's declared operations
+//! against what its handler's `describe()` says it supports.
 
 use std::sync::Arc;
 
 use crate::bus::EventBus;
 use crate::bus::inmemory::InMemoryEventBus;
-use crate::contract::{ContractError, EventBusConfig, Problem, RuntimeHostContract};
+use crate::contract::{ContractError, EventBusConfig, HandlerEntry, Problem, RuntimeHostContract};
 use crate::envelope::Stamp;
 use crate::error::HostError;
 use crate::handler::{Handler, HandlerType};
@@ -20,6 +21,7 @@ use crate::handlers::http::HttpHandler;
 use crate::handlers::local::LocalHandler;
 use crate::host::RuntimeHost;
 use crate::kafka::{KafkaEventBus, KafkaMetrics};
+use crate::layers::{self, Clock, SystemClock};
 use crate::runtime::{NodeInstance, NodeRuntime};
 
 /// Which binary is wiring, and so which handlers it may register.
@@ -58,6 +60,23 @@ pub fn build_handler(handler_type: HandlerType) -> Box<dyn Handler> {
     }
 }
 
+/// Builds the handler `entry` binds, set up as its `config` says (the http client's
+/// timeout, the db pool's size and statement timeout) and wrapped in the layers it asks
+/// for, timed by `clock`; without a `config`, the bare handler, held to each request's
+/// deadline.
+pub fn build_binding(entry: &HandlerEntry, clock: &Arc<dyn Clock>) -> Box<dyn Handler> {
+    let config = entry.config.as_ref();
+    let handler: Box<dyn Handler> = match (entry.handler_type, config) {
+        (HandlerType::Http, Some(config)) => Box::new(HttpHandler::with_timeout(config.timeout)),
+        (HandlerType::Db, Some(config)) => Box::new(HandlerDb::from_env().configured(
+            config.pool_size.unwrap_or(crate::handlers::db::POOL_SIZE),
+            Some(config.timeout),
+        )),
+        (handler_type, _) => build_handler(handler_type),
+    };
+    layers::wrap(handler, config, clock)
+}
+
 /// Builds the event bus `config` describes for the host `name`, connecting nothing yet,
 /// and the collector of its own figures, if it counts any.
 pub fn build_bus(config: &EventBusConfig, name: &str) -> (Arc<dyn EventBus>, Option<KafkaMetrics>) {
@@ -82,8 +101,9 @@ pub fn build_host(
 ) -> Result<RuntimeHost, HostError> {
     check_profile(contract, profile)?;
     let mut runtime = NodeRuntime::new(stamp);
+    let clock: Arc<dyn Clock> = Arc::new(SystemClock);
     for entry in &contract.handlers {
-        let handler = build_handler(entry.handler_type);
+        let handler = build_binding(entry, &clock);
         log::info!("Registering handler: {}", handler.name());
         runtime.register_handler(handler)?;
     }

@@ -8,9 +8,10 @@
 //! `db.query` returns `{rows: [{column: value}], row_count}`; `db.execute` returns
 //! `{row_count}` (rows affected). The placeholder count must equal the parameter count
 //! before anything is sent; `;--`, `DROP` and a top-level `UNION` log a warning.
-//! Statements share a pool of at most five connections, pipelined (see the
-//! `pool` module), driven on the host's own thread, with the connection string's
-//! `statement_timeout` (`options=-c statement_timeout=…`), else [`STATEMENT_TIMEOUT`]; the
+//! Statements share a pool of at most five connections (the binding's `pool_size`),
+//! pipelined (see the `pool` module), driven on the host's own thread, with the binding's
+//! `timeout_ms` as `statement_timeout`, else the connection string's
+//! (`options=-c statement_timeout=…`), else [`STATEMENT_TIMEOUT`]; the
 //! host gives up on a connection that leaves its statements unanswered for that timeout
 //! plus a margin, and cancels them. A health check gets its own 2 s.
 //!
@@ -46,6 +47,8 @@ use pool::{Op, Pool};
 pub const OPERATIONS: &[&str] = &["db.query", "db.execute"];
 /// The environment variables holding the connection string, the first set one wins.
 pub const URL_VARIABLES: [&str; 2] = ["OMNIBASE_INFRA_DB_URL", "DATABASE_URL"];
+/// Connections in the pool unless the binding's `pool_size` says otherwise.
+pub const POOL_SIZE: usize = pool::POOL_SIZE;
 /// How long one statement may run, unless the connection string sets `statement_timeout`.
 pub const STATEMENT_TIMEOUT: Duration = Duration::from_secs(30);
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
@@ -63,6 +66,8 @@ pub struct HandlerDb {
     config: Result<Config, String>,
     /// The server's `statement_timeout`; zero when off.
     statement_timeout: Duration,
+    /// The most connections the pool opens.
+    pool_size: usize,
     pool: Mutex<Option<Arc<Pool>>>,
 }
 
@@ -80,8 +85,25 @@ impl HandlerDb {
         .unwrap_or_else(|reason| HandlerDb {
             config: Err(reason),
             statement_timeout: STATEMENT_TIMEOUT,
+            pool_size: pool::POOL_SIZE,
             pool: Mutex::new(None),
         })
+    }
+
+    /// This handler with at most `pool_size` connections and, when given, statements
+    /// stopped by the server after `statement_timeout` (the binding's `timeout_ms`, which
+    /// wins over the connection string's).
+    #[must_use]
+    pub fn configured(mut self, pool_size: usize, statement_timeout: Option<Duration>) -> Self {
+        self.pool_size = pool_size.max(1);
+        if let (Some(timeout), Ok(config)) = (statement_timeout, self.config.as_mut()) {
+            // PostgreSQL applies `-c` options in order: the last one stands.
+            let options = config.get_options().unwrap_or_default().to_owned();
+            let option = format!("-c statement_timeout={}", timeout.as_millis());
+            config.options(format!("{options} {option}").trim_start());
+            self.statement_timeout = timeout;
+        }
+        self
     }
 
     /// A handler for the connection string `url`; nothing connects until `initialize`.
@@ -110,6 +132,7 @@ impl HandlerDb {
         Ok(HandlerDb {
             config: Ok(config),
             statement_timeout,
+            pool_size: pool::POOL_SIZE,
             pool: Mutex::new(None),
         })
     }
@@ -138,7 +161,7 @@ impl Handler for HandlerDb {
             .map_err(HandlerError::execution)
             .map(|config| {
                 let timeout = Some(self.statement_timeout).filter(|timeout| !timeout.is_zero());
-                let pool = Arc::new(Pool::new(config.clone(), timeout));
+                let pool = Arc::new(Pool::new(config.clone(), self.pool_size, timeout));
                 *self
                     .pool
                     .lock()
@@ -220,7 +243,7 @@ impl Handler for HandlerDb {
     }
 
     fn health_check(&self) -> Boxed<HealthReport> {
-        let (pool, config) = (self.pool(), self.config.clone());
+        let (pool, config, pool_size) = (self.pool(), self.config.clone(), self.pool_size);
         Box::pin(async move {
             let endpoint = config
                 .as_ref()
@@ -233,7 +256,7 @@ impl Handler for HandlerDb {
             let reachable = pool.health().await;
             let mut report = HealthReport::new(reachable.is_ok())
                 .with("database", endpoint)
-                .with("pool_size", pool::POOL_SIZE)
+                .with("pool_size", pool_size)
                 .with("connections", pool.connections())
                 .with("in_flight", pool.in_flight());
             if let Err(error) = reachable {
@@ -260,7 +283,7 @@ impl Handler for HandlerDb {
                 ),
             ]),
             limits: BTreeMap::from([
-                ("pool_size".to_owned(), pool::POOL_SIZE as u64),
+                ("pool_size".to_owned(), self.pool_size as u64),
                 (
                     "statement_timeout_ms".to_owned(),
                     u64::try_from(self.statement_timeout.as_millis()).unwrap_or(u64::MAX),

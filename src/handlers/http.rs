@@ -5,6 +5,7 @@
 //! | `url` (required) | an absolute `http` or `https` URL |
 //! | `headers` | an object of header name to string value |
 //! | `body` (`http.post` only) | an object or array is sent as JSON (with `Content-Type: application/json` unless `headers` names one); a string is sent as it is |
+//! | `idempotency_key` | a string sent as the `Idempotency-Key` header: the caller says the call is safe to repeat, so the retry layer may retry it |
 //!
 //! The response payload is `{status_code, headers, body}`: headers by lowercase name
 //! (repeated headers joined by `", "`), the body parsed as JSON when the response says it
@@ -221,6 +222,18 @@ fn call_of(request: &HandlerRequest) -> Result<Call, HandlerError> {
             }
         }
         Some(_) => return Err(invalid("'headers' must be an object of strings".into())),
+    }
+    match payload.get("idempotency_key") {
+        None | Some(Value::Null) => {}
+        Some(Value::String(key)) if !key.is_empty() => {
+            headers.retain(|(name, _)| !name.eq_ignore_ascii_case("idempotency-key"));
+            headers.push(("idempotency-key".to_owned(), key.clone()));
+        }
+        Some(_) => {
+            return Err(invalid(
+                "'idempotency_key' must be a non-empty string".into(),
+            ));
+        }
     }
     let has_content_type = headers
         .iter()

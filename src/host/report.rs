@@ -34,6 +34,10 @@ pub struct Readiness {
     pub state: &'static str,
     /// Each component's health: `bus` and each handler type.
     pub components: serde_json::Map<String, Value>,
+    /// The handler types that are up but degraded (an open circuit breaker): they do not
+    /// make the host unready, since other handlers, and other calls, still work.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub degraded: Vec<String>,
 }
 
 impl RuntimeHost {
@@ -43,10 +47,14 @@ impl RuntimeHost {
         let mut components = serde_json::Map::new();
         let bus = self.bus.health_check().await;
         let mut healthy = bus.healthy;
+        let mut degraded = Vec::new();
         components.insert("bus".into(), Value::Bool(bus.healthy));
         for handler in self.runtime.handlers() {
             let report = health_of(handler).await;
             healthy &= report.healthy;
+            if report.degraded {
+                degraded.push(handler.handler_type().to_string());
+            }
             components.insert(
                 handler.handler_type().to_string(),
                 Value::Bool(report.healthy),
@@ -56,6 +64,7 @@ impl RuntimeHost {
             ready: healthy && state == HostState::Ready,
             state: state.as_str(),
             components,
+            degraded,
         }
     }
 
@@ -66,7 +75,11 @@ impl RuntimeHost {
             let health = health_of(handler).await;
             handlers.push(json!({
                 "handler_type": handler.handler_type(),
-                "state": if health.healthy { "healthy" } else { "unhealthy" },
+                "state": match (health.healthy, health.degraded) {
+                    (false, _) => "unhealthy",
+                    (true, true) => "degraded",
+                    (true, false) => "healthy",
+                },
                 "health": health,
                 "describe": handler.describe(),
             }));

@@ -11,6 +11,7 @@
 //! collects every problem it finds, each with its line, a hint and an action, before it
 //! fails ([`ContractError`]).
 
+mod binding;
 mod error;
 mod event_bus;
 mod handler_source;
@@ -24,6 +25,7 @@ mod target;
 mod topic_name;
 mod yaml;
 
+pub use binding::{Backoff, BreakerPolicy, HandlerConfig, RetryPolicy};
 pub use error::{ContractError, MAX_REPORTED_PROBLEMS, Problem};
 pub use event_bus::{DEFAULT_SESSION_TIMEOUT, EventBusConfig, KafkaConfig};
 pub use handler_source::{HANDLER_CONTRACT_FILE, HandlerContract, HandlerContractSource};
@@ -40,7 +42,7 @@ pub use yaml::MAX_CONTRACT_BYTES;
 pub enum SchemaVersion {
     /// `1.0.0`: the MVP schema.
     V1_0,
-    /// `1.1.0`: the Beta schema, which adds the kafka event bus.
+    /// `1.1.0`: the Beta schema, which adds the kafka event bus and handler `config`.
     V1_1,
 }
 
@@ -69,7 +71,7 @@ const PROHIBITED_FIELDS: [(&str, &str); 3] = [
     ("tenant_id", "reserved for Beta multi-tenancy"),
     (
         "retry_policy",
-        "reserved for Beta resilience: MVP makes one attempt per call",
+        "reserved for Beta resilience: schema 1.1.0 takes it in a handler's config (handlers[].config.retry_policy)",
     ),
     (
         "rate_limit",

@@ -87,7 +87,9 @@ impl ErrorKind {
             ErrorKind::Handler { source, .. } => match source {
                 HandlerError::UnsupportedOperation { .. } => ErrorCode::InvalidOperationError,
                 HandlerError::InvalidPayload(_) => ErrorCode::EnvelopeValidationError,
-                HandlerError::Execution { .. } => ErrorCode::HandlerExecutionError,
+                HandlerError::Execution { .. } | HandlerError::Dependency { .. } => {
+                    ErrorCode::HandlerExecutionError
+                }
             },
             ErrorKind::ShutDown { .. } => ErrorCode::HandlerExecutionError,
         }

@@ -14,6 +14,8 @@
 //! it says about itself ([`Description`]). Implementations: [`crate::local`] here, the I/O handlers in `onex-host`.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::Instant;
 
 use futures_lite::future::Boxed;
 use uuid::Uuid;
@@ -40,6 +42,76 @@ pub struct HandlerRequest {
     /// The request's share of the host's memory budget: a handler that reads a large
     /// reply grows it first ([`Charge::try_grow`]) and fails if it cannot.
     pub charge: Charge,
+    /// The request envelope's id, for logs.
+    pub envelope_id: Option<Uuid>,
+    /// When the request's time is up (`metadata.timeout_ms` after the runtime took it):
+    /// no handler works on it past this instant; `None` when the request set no limit.
+    pub deadline: Option<Instant>,
+    /// How many calls the handler took for this request, when something (the retry
+    /// layer) called it more than once; shared by the request's clones.
+    pub attempts: Attempts,
+}
+
+impl HandlerRequest {
+    /// A request for `operation` with `payload`, for the node `node`: no envelope id, no
+    /// deadline, attempts not counted yet.
+    pub fn new(
+        operation: impl Into<String>,
+        payload: Payload,
+        correlation_id: Uuid,
+        node: Arc<NodeContract>,
+        charge: Charge,
+    ) -> Self {
+        HandlerRequest {
+            operation: operation.into(),
+            payload,
+            correlation_id,
+            node,
+            charge,
+            envelope_id: None,
+            deadline: None,
+            attempts: Attempts::default(),
+        }
+    }
+}
+
+/// The number of calls made for one request, written by whoever makes more than one and
+/// read by the runtime for the response's `metadata.attempts`.
+///
+/// Shared, not copied, by the request's clones: each attempt runs on a clone.
+#[derive(Clone, Debug, Default)]
+pub struct Attempts(Arc<AtomicU32>);
+
+impl Attempts {
+    /// Records that `count` calls were made so far.
+    pub fn set(&self, count: u32) {
+        self.0.store(count, Ordering::Relaxed);
+    }
+
+    /// The calls recorded; 0 when nobody counted (one call).
+    pub fn count(&self) -> u32 {
+        self.0.load(Ordering::Relaxed)
+    }
+}
+
+/// What a failed call says about the dependency behind a handler (the upstream server,
+/// the database), as only the handler that made the call knows: whether anything was
+/// sent, and whether trying again may help. The layers around a handler read it to
+/// decide on a retry and to count failures toward a circuit breaker.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Fault {
+    /// Nothing reached the dependency (a refused connection, a name that did not
+    /// resolve, a timeout before a connection was made): trying again is safe for any
+    /// operation.
+    NotSent,
+    /// The dependency failed in a way that passes (overloaded, restarting, a
+    /// serialization conflict), but the call may have been taken: trying again is safe
+    /// for a read or an idempotent request only.
+    Transient,
+    /// The dependency stopped answering (a timeout after the call was sent, a connection
+    /// lost mid-call): an outage, but never tried again, since it may still be working
+    /// on the call and another would cost the same time.
+    Lost,
 }
 
 /// What a handler can fail with; [`crate::error`] maps each variant to its code.
@@ -70,6 +142,19 @@ pub enum HandlerError {
         #[source]
         source: Option<Box<dyn std::error::Error + Send + Sync>>,
     },
+    /// The dependency failed, not the request (`HANDLER_EXECUTION_ERROR`, as
+    /// `Execution`): it counts toward a circuit breaker, and `fault` says whether a retry
+    /// is safe. The message follows `Execution`'s rules.
+    #[error("{message}")]
+    Dependency {
+        /// What failed, in words the caller can act on.
+        message: String,
+        /// Whether anything was sent, and whether trying again may help.
+        fault: Fault,
+        /// The underlying error, for the host's own logs.
+        #[source]
+        source: Option<Box<dyn std::error::Error + Send + Sync>>,
+    },
 }
 
 impl HandlerError {
@@ -78,6 +163,27 @@ impl HandlerError {
         HandlerError::Execution {
             message: message.into(),
             source: None,
+        }
+    }
+
+    /// A failure of the dependency (`fault`) described by `message`, caused by `source`.
+    pub fn dependency(
+        fault: Fault,
+        message: impl Into<String>,
+        source: Option<Box<dyn std::error::Error + Send + Sync>>,
+    ) -> Self {
+        HandlerError::Dependency {
+            message: message.into(),
+            fault,
+            source,
+        }
+    }
+
+    /// The dependency's fault, when the error is the dependency's.
+    pub fn fault(&self) -> Option<Fault> {
+        match self {
+            HandlerError::Dependency { fault, .. } => Some(*fault),
+            _ => None,
         }
     }
 
@@ -104,7 +210,11 @@ impl HandlerError {
 ///   invariants hold whatever the handler does. It fails only with [`HandlerError`]:
 ///   `UnsupportedOperation` for an operation outside `describe().supported_operations`,
 ///   `InvalidPayload` for a missing or mistyped payload field, `Execution` for everything
-///   that went wrong while trying, with a message safe to show the caller.
+///   that went wrong while trying, with a message safe to show the caller; `Dependency`
+///   instead when the dependency failed rather than the request, with the [`Fault`]
+///   that says whether a retry is safe (only the handler knows whether anything was
+///   sent).
+/// - Past `request.deadline` the result is not wanted: the layers stop waiting for it.
 /// - Cross-cutting behaviour (timeouts, retries, limits) wraps a handler and implements
 ///   this same trait.
 pub trait Handler: Send + Sync {

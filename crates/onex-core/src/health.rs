@@ -10,6 +10,11 @@ use crate::envelope::Payload;
 pub struct HealthReport {
     /// Whether the component can serve requests now.
     pub healthy: bool,
+    /// Whether it serves only some of them: up, but a dependency behind it is failing
+    /// (an open circuit breaker answers at once instead of calling it). Readiness stays
+    /// as `healthy` says, and names the degraded components.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub degraded: bool,
     /// Component-specific facts, e.g. `dev_test_only` or queue depths.
     #[serde(flatten)]
     pub details: Payload,
@@ -20,6 +25,7 @@ impl HealthReport {
     pub fn new(healthy: bool) -> Self {
         HealthReport {
             healthy,
+            degraded: false,
             details: Payload::new(),
         }
     }

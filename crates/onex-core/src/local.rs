@@ -124,11 +124,11 @@ mod tests {
     use uuid::Uuid;
 
     fn request(operation: &str, payload: Value) -> HandlerRequest {
-        HandlerRequest {
-            operation: operation.to_owned(),
-            payload: payload.as_object().cloned().unwrap_or_default(),
-            correlation_id: Uuid::nil(),
-            node: Arc::new(NodeContract {
+        HandlerRequest::new(
+            operation,
+            payload.as_object().cloned().unwrap_or_default(),
+            Uuid::nil(),
+            Arc::new(NodeContract {
                 path: "echo.yaml".into(),
                 name: "echo".into(),
                 node_version: "1.0.0".into(),
@@ -139,8 +139,8 @@ mod tests {
                 io_operations: Vec::new(),
                 dependencies: Vec::new(),
             }),
-            charge: crate::budget::Charge::unlimited(),
-        }
+            crate::budget::Charge::unlimited(),
+        )
     }
 
     fn run(

@@ -5,6 +5,11 @@
 //! for HTTP, the URL), (4) a handler of that type is registered, (5) the handler runs it.
 //! Every outcome, success or failure, becomes exactly one response envelope.
 //!
+//! A request's `metadata.timeout_ms` becomes its deadline when routing starts (the
+//! handler request's `deadline`, which the host's layers enforce), and a response that
+//! took the handler more than one call says how many in `metadata.attempts` (counted
+//! by the host's retry layer through the request's [`Attempts`]).
+//!
 //! The runtime is pure in-memory orchestration: it knows no transport and starts no
 //! tasks; whoever owns it (the host) drives it by awaiting [`NodeRuntime::route`] for a
 //! request it parsed (step 1 done), or [`NodeRuntime::route_envelope`] for any envelope.
@@ -12,13 +17,16 @@
 mod node;
 
 use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
 
 pub use node::NodeInstance;
 
 use crate::budget::Charge;
-use crate::envelope::{Envelope, Payload, Request, RequestContext, Stamp};
+use crate::envelope::{Envelope, EnvelopeError, Payload, Request, RequestContext, Stamp};
 use crate::error::{ErrorContext, ErrorKind, HostError, RequestError};
-use crate::handler::{Handler, HandlerRequest, HandlerType};
+use crate::handler::{Attempts, Handler, HandlerRequest, HandlerType};
 
 /// Hosts node instances and the handlers they use; routes envelopes between them.
 pub struct NodeRuntime {
@@ -104,10 +112,15 @@ impl NodeRuntime {
         let mut envelope = request.into_envelope();
         let payload = envelope.payload.take();
         let mut context = RequestContext::take(&mut envelope);
+        let attempts = Attempts::default();
         let outcome = self
-            .dispatch(&context, payload.unwrap_or_default(), charge)
+            .dispatch(&context, payload.unwrap_or_default(), charge, &attempts)
             .await;
         let outcome = outcome.map_err(|error| error.to_body());
+        if attempts.count() > 1 {
+            let count = Value::from(attempts.count());
+            context.metadata.insert("attempts".to_owned(), count);
+        }
         context.answer(outcome, &self.stamp, &mut envelope);
         envelope
     }
@@ -118,7 +131,11 @@ impl NodeRuntime {
         context: &RequestContext,
         payload: Payload,
         charge: Charge,
+        attempts: &Attempts,
     ) -> Result<Option<Payload>, RequestError> {
+        let deadline = deadline_of(&context.metadata, Instant::now()).map_err(|error| {
+            RequestError::new(ErrorKind::Envelope(error), ErrorContext::of(context))
+        })?;
         let slug = context.target_node.as_deref().unwrap_or_default();
         let Some(node) = self.nodes.get(slug) else {
             return Err(RequestError::new(
@@ -129,7 +146,12 @@ impl NodeRuntime {
                 ErrorContext::of(context),
             ));
         };
-        node.handle(self, context, payload, charge).await
+        let request = node::Admission {
+            charge,
+            deadline,
+            attempts: attempts.clone(),
+        };
+        node.handle(self, context, payload, request).await
     }
 
     /// Steps 4 and 5: finds the handler for `context`'s handler type and runs `request`.
@@ -164,5 +186,40 @@ impl NodeRuntime {
             );
             error
         })
+    }
+}
+
+/// When a request whose metadata is `metadata`, taken at `taken`, must be done:
+/// `metadata.timeout_ms` (a positive integer) after it, if set.
+fn deadline_of(metadata: &Payload, taken: Instant) -> Result<Option<Instant>, EnvelopeError> {
+    let Some(value) = metadata.get("timeout_ms") else {
+        return Ok(None);
+    };
+    let invalid = || EnvelopeError::Invalid {
+        field: "metadata",
+        reason: "'timeout_ms' must be a positive integer (milliseconds)".to_owned(),
+    };
+    let ms = value.as_u64().filter(|&ms| ms > 0).ok_or_else(invalid)?;
+    // A limit too far away to represent is no limit.
+    Ok(taken.checked_add(Duration::from_millis(ms)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn the_deadline_is_timeout_ms_after_the_request_was_taken() {
+        let taken = Instant::now();
+        let metadata = |value: Value| Payload::from_iter([("timeout_ms".to_owned(), value)]);
+        assert_eq!(deadline_of(&Payload::new(), taken), Ok(None));
+        assert_eq!(
+            deadline_of(&metadata(json!(250)), taken),
+            Ok(Some(taken + Duration::from_millis(250)))
+        );
+        for bad in [json!(0), json!(-5), json!(1.5), json!("100"), json!(null)] {
+            assert!(deadline_of(&metadata(bad.clone()), taken).is_err(), "{bad}");
+        }
     }
 }

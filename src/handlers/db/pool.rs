@@ -62,7 +62,8 @@ use crate::handler::HandlerError;
 use link::{Link, micros_since};
 use opening::Opening;
 
-/// Connections in the pool (the health checks' own connection aside).
+/// Connections in the pool (the health checks' own connection aside), unless the
+/// binding's `config.pool_size` says otherwise.
 pub(super) const POOL_SIZE: usize = 5;
 /// Statements one connection takes at once before another is opened.
 pub(super) const PIPELINE_DEPTH: usize = 8;
@@ -93,6 +94,8 @@ pub(super) enum Op {
 /// The pool: the open connections and the executor their sockets run on.
 pub(super) struct Pool {
     config: Config,
+    /// The most connections open at once (the health checks' own aside).
+    size: usize,
     /// How long a connection may leave its statements unanswered; `None` when
     /// `statement_timeout` is off.
     deadline: Option<Duration>,
@@ -129,11 +132,13 @@ impl std::fmt::Debug for Pool {
 }
 
 impl Pool {
-    /// A pool for `config` whose statements the server stops after `statement_timeout`
-    /// (`None`: never); nothing connects until the first statement.
-    pub(super) fn new(config: Config, statement_timeout: Option<Duration>) -> Pool {
+    /// A pool of at most `size` connections for `config` whose statements the server
+    /// stops after `statement_timeout` (`None`: never); nothing connects until the first
+    /// statement.
+    pub(super) fn new(config: Config, size: usize, statement_timeout: Option<Duration>) -> Pool {
         Pool {
             config,
+            size: size.max(1),
             deadline: statement_timeout.and_then(|timeout| timeout.checked_add(DEADLINE_MARGIN)),
             drivers: Executor::new(),
             open: Mutex::new(Open {
@@ -256,11 +261,7 @@ impl Pool {
 /// Whether the server answered `error` with a FATAL or PANIC error, after which it closes
 /// the connection (`pg_terminate_backend`, a shutdown, a crash).
 fn ends_session(error: &HandlerError) -> bool {
-    let HandlerError::Execution {
-        source: Some(source),
-        ..
-    } = error
-    else {
+    let Some(source) = std::error::Error::source(error) else {
         return false;
     };
     source

@@ -7,6 +7,11 @@
 //! `Cookie`, but also `X-Api-Key` and its kin); 301/302/303 turn a POST into a GET without
 //! body, as browsers and curl do. Messages name the origin (`scheme://host:port`) only: never a path, query or
 //! credentials, which may hold secrets.
+//!
+//! Failures of the upstream are [`HandlerError::Dependency`] with the [`Fault`] only this
+//! module knows: no connection made (a refused connection, a name that did not resolve,
+//! a timeout before connecting) is `NotSent`; a timeout or a broken connection after
+//! that is `Lost`.
 
 use std::time::{Duration, Instant};
 
@@ -21,7 +26,7 @@ use super::{MAX_REDIRECTS, MAX_RESPONSE_BYTES};
 use crate::budget::Charge;
 use crate::contract::HttpTarget;
 use crate::envelope::weight::Weigher;
-use crate::handler::HandlerError;
+use crate::handler::{Fault, HandlerError};
 
 /// A request to send.
 #[derive(Debug)]
@@ -57,13 +62,17 @@ pub(super) async fn send(
     loop {
         let remaining = deadline.saturating_duration_since(Instant::now());
         if remaining.is_zero() {
-            return Err(timed_out(&call.url, timeout));
+            return Err(timed_out(&call.url, timeout, Fault::Lost));
         }
         let mut response = client
             .send_async(request(&call, remaining)?)
             .await
             .map_err(|error| match error.kind() {
-                ErrorKind::Timeout => timed_out(&call.url, timeout),
+                // Without a remote address no connection was made: nothing was sent.
+                ErrorKind::Timeout if error.remote_addr().is_none() => {
+                    timed_out(&call.url, timeout, Fault::NotSent)
+                }
+                ErrorKind::Timeout => timed_out(&call.url, timeout, Fault::Lost),
                 _ => failed(&call.url, error),
             })?;
         let Some(location) = redirect_location(&response) else {
@@ -174,13 +183,14 @@ async fn read_body(
             Ok(0) => return Ok(body),
             Ok(read) => read,
             Err(error) if error.kind() == std::io::ErrorKind::TimedOut => {
-                return Err(timed_out(url, timeout));
+                return Err(timed_out(url, timeout, Fault::Lost));
             }
             Err(error) => {
-                return Err(HandlerError::Execution {
-                    message: format!("reading the response from {} failed", origin(url)),
-                    source: Some(Box::new(error)),
-                });
+                return Err(HandlerError::dependency(
+                    Fault::Lost,
+                    format!("reading the response from {} failed", origin(url)),
+                    Some(Box::new(error)),
+                ));
             }
         };
         if (body.len() + read) as u64 > MAX_RESPONSE_BYTES {
@@ -203,16 +213,22 @@ fn origin(url: &Url) -> String {
     url.origin().ascii_serialization()
 }
 
-fn timed_out(url: &Url, timeout: Duration) -> HandlerError {
-    HandlerError::execution(format!(
+fn timed_out(url: &Url, timeout: Duration, fault: Fault) -> HandlerError {
+    let message = format!(
         "the request to {} timed out after {} ms",
         origin(url),
         timeout.as_millis()
-    ))
+    );
+    HandlerError::dependency(fault, message, None)
 }
 
 fn failed(url: &Url, error: isahc::Error) -> HandlerError {
     let origin = origin(url);
+    let fault = match (transfer_failure(&error), error.kind()) {
+        (Some(_), _) => Some(Fault::Lost),
+        (None, ErrorKind::ConnectionFailed | ErrorKind::NameResolution) => Some(Fault::NotSent),
+        _ => None,
+    };
     let message = match (transfer_failure(&error), error.kind()) {
         (Some(what), _) => format!("{origin} {what}"),
         (None, ErrorKind::ConnectionFailed) => {
@@ -232,9 +248,12 @@ fn failed(url: &Url, error: isahc::Error) -> HandlerError {
         }
         (None, _) => format!("the request to {origin} failed: {error}"),
     };
-    HandlerError::Execution {
-        message,
-        source: Some(Box::new(error)),
+    match fault {
+        Some(fault) => HandlerError::dependency(fault, message, Some(Box::new(error))),
+        None => HandlerError::Execution {
+            message,
+            source: Some(Box::new(error)),
+        },
     }
 }
 

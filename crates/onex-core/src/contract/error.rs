@@ -174,6 +174,11 @@ impl Problems {
         self.found.merge(other);
     }
 
+    /// How many problems were found so far, counted or kept.
+    pub(super) fn len(&self) -> usize {
+        self.found.problems.len() + self.found.omitted
+    }
+
     /// Whether anything was found.
     pub(super) fn is_empty(&self) -> bool {
         self.found.problems.is_empty()

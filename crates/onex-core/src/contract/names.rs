@@ -93,8 +93,8 @@ pub(super) fn check_schema_version(
                 version.value,
                 readable.join(" and ")
             ),
-            "1.0.0 is the MVP schema; 1.1.0 adds Beta fields such as the kafka event bus",
-            "set schema_version: \"1.0.0\" (or \"1.1.0\" for Beta fields such as the kafka bus), or run a host that reads this version",
+            "1.0.0 is the MVP schema; 1.1.0 adds Beta fields such as the kafka event bus and handler config",
+            "set schema_version: \"1.0.0\" (or \"1.1.0\" for Beta fields such as the kafka bus or a handler's config), or run a host that reads this version",
         );
     }
     found

@@ -12,6 +12,7 @@ use serde::Deserialize;
 use serde_saphyr::Spanned;
 
 use super::SchemaVersion;
+use super::binding::{HandlerConfig, RawConfig, handler_config};
 use super::error::{ContractError, Problem, Problems};
 use super::event_bus::{EventBusConfig, RawEventBus, event_bus};
 use super::names::{check_required, check_schema_version, check_slug, handler_type};
@@ -20,13 +21,16 @@ use super::yaml::{self, line_of};
 use crate::bus::Topic;
 use crate::shared::HandlerType;
 
-/// A handler the contract enables, with the line that enables it.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+/// A handler binding the contract enables: its type, its line and its settings.
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct HandlerEntry {
     /// The handler's type.
     pub handler_type: HandlerType,
     /// Its line in the runtime contract.
     pub line: Option<u64>,
+    /// Its `config` (schema 1.1.0), defaults filled in; `None` when it has none: one
+    /// call per request, with the handler's own limits, as in schema 1.0.0.
+    pub config: Option<HandlerConfig>,
 }
 
 /// A node the contract hosts, with its resolved node contract.
@@ -83,6 +87,7 @@ struct RawRuntime {
 struct RawHandler {
     #[serde(rename = "type")]
     handler_type: Option<Spanned<String>>,
+    config: Option<Spanned<RawConfig>>,
 }
 
 #[derive(Deserialize)]
@@ -143,7 +148,7 @@ impl RuntimeHostContract {
             .event_bus
             .as_ref()
             .and_then(|bus| event_bus(bus, schema_version, env, &mut problems));
-        let handlers = handler_entries(runtime.handlers.as_deref(), &mut problems);
+        let handlers = handler_entries(runtime.handlers.as_deref(), schema_version, &mut problems);
         let nodes = resolve_nodes(
             runtime.nodes.as_deref().unwrap_or_default(),
             file,
@@ -210,6 +215,7 @@ impl RuntimeHostContract {
 
 fn handler_entries(
     raw: Option<&[Spanned<RawHandler>]>,
+    version: SchemaVersion,
     problems: &mut Problems,
 ) -> Vec<HandlerEntry> {
     let mut entries: Vec<HandlerEntry> = Vec::new();
@@ -234,7 +240,27 @@ fn handler_entries(
             );
             continue;
         }
-        entries.push(HandlerEntry { handler_type, line });
+        let config = match &entry.value.config {
+            None => None,
+            Some(config) if version == SchemaVersion::V1_0 => {
+                problems.add(
+                    line_of(&config.referenced),
+                    "a handler's config is a schema 1.1.0 feature, and this contract is 1.0.0",
+                    "schema 1.0.0 makes one call per request with the handler's own limits",
+                    "set schema_version: \"1.1.0\"",
+                );
+                continue;
+            }
+            Some(config) => match handler_config(&config.value, handler_type, problems) {
+                Some(config) => Some(config),
+                None => continue,
+            },
+        };
+        entries.push(HandlerEntry {
+            handler_type,
+            line,
+            config,
+        });
     }
     entries
 }

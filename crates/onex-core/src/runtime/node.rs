@@ -5,6 +5,7 @@
 //! [`NodeRuntime::execute_with_handler`]. It performs no I/O itself.
 
 use std::sync::Arc;
+use std::time::Instant;
 
 use serde_json::Value;
 
@@ -13,7 +14,18 @@ use crate::budget::Charge;
 use crate::contract::{NodeContract, NodeType, Reach};
 use crate::envelope::{EnvelopeError, Payload, RequestContext};
 use crate::error::{ErrorContext, ErrorKind, RequestError};
-use crate::handler::HandlerRequest;
+use crate::handler::{Attempts, HandlerRequest};
+
+/// What the runtime gives a request it admits besides its payload.
+#[derive(Debug)]
+pub(super) struct Admission {
+    /// The request's share of the memory budget.
+    pub(super) charge: Charge,
+    /// When the request's time is up, if it set a limit.
+    pub(super) deadline: Option<Instant>,
+    /// Where the layers count the calls made for it.
+    pub(super) attempts: Attempts,
+}
 
 /// One node hosted by a runtime, described by its node contract.
 #[derive(Clone, Debug)]
@@ -46,13 +58,13 @@ impl NodeInstance {
     }
 
     /// Checks the request against the contract, then has `runtime` run it, charging what
-    /// it holds to `charge`.
-    pub async fn handle(
+    /// it holds to `admission.charge`.
+    pub(super) async fn handle(
         &self,
         runtime: &NodeRuntime,
         context: &RequestContext,
         payload: Payload,
-        charge: Charge,
+        admission: Admission,
     ) -> Result<Option<Payload>, RequestError> {
         let fail = |kind| RequestError::new(kind, ErrorContext::of(context));
         let operation = context.operation.clone().unwrap_or_default();
@@ -62,7 +74,10 @@ impl NodeInstance {
             payload,
             correlation_id: context.correlation_id,
             node: Arc::clone(&self.contract),
-            charge,
+            charge: admission.charge,
+            envelope_id: context.envelope_id,
+            deadline: admission.deadline,
+            attempts: admission.attempts,
         };
         runtime.execute_with_handler(context, request).await
     }

@@ -14,8 +14,8 @@ use async_lock::OnceCell;
 
 use super::link::{Link, micros_since};
 use super::watch::{self, Watch};
-use super::{PIPELINE_DEPTH, POOL_SIZE, PROMPT, Pool, connect, stopped};
-use crate::handler::HandlerError;
+use super::{PIPELINE_DEPTH, PROMPT, Pool, connect, stopped};
+use crate::handler::{Fault, HandlerError};
 
 /// A connection being opened.
 pub(super) struct Opening {
@@ -65,7 +65,10 @@ impl Pool {
         };
         let opening = &waiter.0;
         let result = opening.result.get_or_init(|| self.open_for(opening)).await;
-        result.clone().map_err(HandlerError::execution)
+        // Only connecting fails here: nothing of the statement was sent.
+        result
+            .clone()
+            .map_err(|message| HandlerError::dependency(Fault::NotSent, message, None))
     }
 
     /// Opens the connection `opening` stands for and lends it out.
@@ -120,7 +123,7 @@ impl Pool {
         {
             return Ok(Choice::Wait(Waiter::join(opening)));
         }
-        if open.links.len() + open.openings.len() < POOL_SIZE {
+        if open.links.len() + open.openings.len() < self.size {
             let opening = Arc::new(Opening {
                 result: OnceCell::new(),
                 waiting: AtomicUsize::new(0),

@@ -14,7 +14,7 @@ use futures_lite::future;
 
 use super::link::{Busy, Link};
 use super::{Pool, cancel};
-use crate::handler::HandlerError;
+use crate::handler::{Fault, HandlerError};
 
 impl Pool {
     /// Awaits `work`, a statement on `link`, counted in flight there and running the
@@ -58,10 +58,11 @@ impl Pool {
         })
         .await;
         if done.is_err() && link.is_stalled() {
-            return Err(HandlerError::execution(format!(
+            let message = format!(
                 "the database did not answer within {} ms; the statement was cancelled",
                 self.deadline.unwrap_or_default().as_millis()
-            )));
+            );
+            return Err(HandlerError::dependency(Fault::Lost, message, None));
         }
         statement.answered = true;
         done
