@@ -15,6 +15,7 @@ mod deploy;
 mod handler_contracts;
 mod host;
 mod http;
+mod http_methods;
 mod kafka;
 mod kafka_contract;
 mod receipts;

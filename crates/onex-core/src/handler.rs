@@ -48,7 +48,7 @@ pub struct HandlerRequest {
 pub enum HandlerError {
     /// The handler does not support the operation (`INVALID_OPERATION_ERROR`).
     #[error(
-        "operation '{operation}' not supported in MVP. Available: {}",
+        "operation '{operation}' not supported. Available: {}",
         .available.join(", ")
     )]
     UnsupportedOperation {
@@ -64,6 +64,19 @@ pub enum HandlerError {
     /// send to the caller: no secrets, no host paths, no stack traces.
     #[error("{message}")]
     Execution {
+        /// What failed, in words the caller can act on.
+        message: String,
+        /// The underlying error, for the host's own logs.
+        #[source]
+        source: Option<Box<dyn std::error::Error + Send + Sync>>,
+    },
+    /// One statement of several run together failed (`db.transaction`;
+    /// `HANDLER_EXECUTION_ERROR`, with `statement_index`); the message says which, why,
+    /// and what became of the others, safe to send as for [`HandlerError::Execution`].
+    #[error("{message}")]
+    Statement {
+        /// The failed statement's place in the request's list, from 0.
+        index: usize,
         /// What failed, in words the caller can act on.
         message: String,
         /// The underlying error, for the host's own logs.
@@ -104,7 +117,8 @@ impl HandlerError {
 ///   invariants hold whatever the handler does. It fails only with [`HandlerError`]:
 ///   `UnsupportedOperation` for an operation outside `describe().supported_operations`,
 ///   `InvalidPayload` for a missing or mistyped payload field, `Execution` for everything
-///   that went wrong while trying, with a message safe to show the caller.
+///   that went wrong while trying, with a message safe to show the caller (`Statement`
+///   when it was one of several statements run together, naming which).
 /// - Cross-cutting behaviour (timeouts, retries, limits) wraps a handler and implements
 ///   this same trait.
 pub trait Handler: Send + Sync {

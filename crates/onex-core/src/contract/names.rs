@@ -2,9 +2,9 @@
 
 use serde_saphyr::Spanned;
 
-use super::SchemaVersion;
 use super::error::Problems;
 use super::yaml::line_of;
+use super::{BETA_OPERATIONS, SchemaVersion};
 use crate::shared::HandlerType;
 
 /// The handler type named by `name`, or a problem saying why it is refused.
@@ -98,6 +98,29 @@ pub(super) fn check_schema_version(
         );
     }
     found
+}
+
+/// Records a problem if `operation` is one schema 1.1.0 adds and the contract is at
+/// `version` 1.0.0 (`None`: the version is missing or unreadable, already reported).
+pub(super) fn check_operation_version(
+    operation: &Spanned<String>,
+    version: Option<SchemaVersion>,
+    problems: &mut Problems,
+) {
+    if version == Some(SchemaVersion::V1_0) && BETA_OPERATIONS.contains(&operation.value.as_str()) {
+        problems.add(
+            line_of(&operation.referenced),
+            format!(
+                "operation '{}' is a schema 1.1.0 (Beta) operation, and this contract is 1.0.0",
+                operation.value
+            ),
+            format!(
+                "schema 1.0.0 has the MVP operations only; 1.1.0 adds {}",
+                BETA_OPERATIONS.join(", ")
+            ),
+            "set schema_version: \"1.1.0\"",
+        );
+    }
 }
 
 /// Records one problem listing every missing required field of the mapping `within`.
