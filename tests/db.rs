@@ -278,18 +278,6 @@ fn database_errors_are_described_by_sqlstate_class() {
 }
 
 #[test]
-fn transactions_are_invalid_operations_naming_query_and_execute() {
-    let cluster = PgCluster::start();
-    let runtime = runtime(&cluster.url());
-    let error = failed(call(&runtime, "db.transaction", "SELECT 1", json!([])));
-    assert_eq!(error.code.as_str(), "INVALID_OPERATION_ERROR");
-    assert_eq!(
-        error.message,
-        "handler 'db': operation 'db.transaction' not supported. Available: db.query, db.execute"
-    );
-}
-
-#[test]
 fn twenty_slow_queries_share_five_connections_and_all_are_answered() {
     let cluster = PgCluster::start();
     let runtime = Arc::new(runtime(&cluster.url()));

@@ -11,6 +11,8 @@ mod cli;
 mod contracts;
 mod db;
 mod db_faults;
+mod db_transaction;
+mod db_transaction_faults;
 mod deploy;
 mod handler_contracts;
 mod host;
