@@ -387,49 +387,6 @@ io_operations:
     }
 
     #[test]
-    fn beta_operations_need_schema_1_1_0() {
-        let node = |version: &str| {
-            format!(
-                "schema_version: \"{version}\"\nnode_version: \"1.0.0\"\nname: \"n\"\nnode_type: \"EFFECT_GENERIC\"\nio_operations:\n  - type: \"http\"\n    operations: [\"http.get\", \"http.put\", \"http.patch\", \"http.delete\"]\n  - type: \"db\"\n    operations: [\"db.query\", \"db.transaction\"]\n"
-            )
-        };
-        let error = parse(&node("1.0.0")).unwrap_err();
-        let found: Vec<(Option<u64>, &str, &str)> = error
-            .problems()
-            .iter()
-            .map(|p| (p.line, p.message.as_str(), p.action.as_str()))
-            .collect();
-        let beta = |op: &str| {
-            format!(
-                "operation '{op}' is a schema 1.1.0 (Beta) operation, and this contract is 1.0.0"
-            )
-        };
-        let expected: Vec<(Option<u64>, String)> = vec![
-            (Some(7), beta("http.put")),
-            (Some(7), beta("http.patch")),
-            (Some(7), beta("http.delete")),
-            (Some(9), beta("db.transaction")),
-        ];
-        assert_eq!(
-            found
-                .iter()
-                .map(|(line, message, _)| (*line, (*message).to_owned()))
-                .collect::<Vec<_>>(),
-            expected
-        );
-        assert!(
-            found
-                .iter()
-                .all(|(_, _, action)| *action == "set schema_version: \"1.1.0\"")
-        );
-        let node = parse(&node("1.1.0")).unwrap();
-        assert_eq!(
-            node.operations_of(Some(HandlerType::Db)),
-            ["db.query", "db.transaction"]
-        );
-    }
-
-    #[test]
     fn lists_all_missing_required_fields_at_once() {
         let error = parse("description: nothing else\n").unwrap_err();
         assert_eq!(
