@@ -218,3 +218,39 @@ fn statements_on_every_connection_do_not_keep_a_transaction_waiting() {
         ok(within(20, statement));
     }
 }
+
+#[test]
+fn a_transaction_waiting_for_a_connection_is_told_at_once_when_the_handler_stops() {
+    let cluster = PgCluster::start();
+    let runtime = Arc::new(runtime(&cluster.url()));
+    let mut admin = cluster.admin();
+    // Four transactions hold four connections, the most there may be: a fifth waits.
+    let sleeping = json!([{"sql": "SELECT pg_sleep(2)::text AS slept"}]);
+    let holding: Vec<_> = (0..4)
+        .map(|_| spawn_transaction(&runtime, sleeping.clone()))
+        .collect();
+    wait_until("four transactions run", 10, || {
+        running(&mut admin, "pg_sleep(2)") == 4
+    });
+    let waiting = spawn_transaction(&runtime, json!([{"sql": "SELECT 1 AS one"}]));
+    within(5, smol::Timer::after(Duration::from_millis(30)));
+    let started = Instant::now();
+    within(
+        10,
+        runtime
+            .handlers()
+            .next()
+            .expect("the db handler")
+            .shutdown(),
+    );
+    let error = failed(within(10, waiting));
+    assert_eq!(error.message, "handler 'db': the db handler is shut down");
+    assert!(
+        started.elapsed() < Duration::from_millis(1500),
+        "{:?}",
+        started.elapsed()
+    );
+    for transaction in holding {
+        within(10, transaction);
+    }
+}

@@ -238,6 +238,8 @@ impl Pool {
                 std::mem::take(&mut open.cancels),
             )
         };
+        // A transaction waiting for a connection learns there will be none.
+        self.freed.notify(usize::MAX);
         // Dropping a connection's last client queues a Terminate message, which its
         // socket task writes before it ends.
         let (links, sockets): (Vec<_>, Vec<_>) = sockets.into_iter().unzip();
