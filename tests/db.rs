@@ -18,7 +18,7 @@ use crate::support::postgres::PgCluster;
 use crate::support::process::{PRODUCTION, repo, run};
 use crate::support::{runtime_with, within};
 
-pub(crate) const NODE: &str = "schema_version: \"1.0.0\"\nnode_version: \"1.0.0\"\nname: \"store\"\nnode_type: \"EFFECT_GENERIC\"\nio_operations:\n  - type: \"db\"\n    operations: [\"db.query\", \"db.execute\", \"db.transaction\"]\n";
+pub(crate) const NODE: &str = "schema_version: \"1.1.0\"\nnode_version: \"1.0.0\"\nname: \"store\"\nnode_type: \"EFFECT_GENERIC\"\nio_operations:\n  - type: \"db\"\n    operations: [\"db.query\", \"db.execute\", \"db.transaction\"]\n";
 
 pub(crate) fn runtime(url: &str) -> NodeRuntime {
     runtime_with(Box::new(HandlerDb::new(url).expect("a valid URL")), NODE)
@@ -275,18 +275,6 @@ fn database_errors_are_described_by_sqlstate_class() {
             error.message
         );
     }
-}
-
-#[test]
-fn transactions_are_invalid_operations_naming_query_and_execute() {
-    let cluster = PgCluster::start();
-    let runtime = runtime(&cluster.url());
-    let error = failed(call(&runtime, "db.transaction", "SELECT 1", json!([])));
-    assert_eq!(error.code.as_str(), "INVALID_OPERATION_ERROR");
-    assert_eq!(
-        error.message,
-        "handler 'db': operation 'db.transaction' not supported in MVP. Available: db.query, db.execute"
-    );
 }
 
 #[test]

@@ -66,3 +66,37 @@ fn discovery_reports_bad_and_duplicate_contracts() {
         ]
     );
 }
+
+#[test]
+fn a_handler_contract_at_schema_1_0_0_cannot_list_beta_operations() {
+    let contract = |version: &str| {
+        format!(
+            "schema_version: \"{version}\"\nhandler_type: \"db\"\nversion: \"1\"\nsupported_operations: [\"db.query\", \"db.transaction\"]\nrequired_payload_fields: []\nresponse_shape: {{}}\n"
+        )
+    };
+    let old = Fixture::new().with("db/handler_contract.yaml", &contract("1.0.0"));
+    let error = HandlerContractSource::new(old.root())
+        .discover()
+        .expect_err("refused");
+    let problem = &error.problems()[0];
+    assert_eq!(
+        (
+            problem.line,
+            problem.message.as_str(),
+            problem.action.as_str()
+        ),
+        (
+            Some(4),
+            "operation 'db.transaction' is a schema 1.1.0 (Beta) operation, and this contract is 1.0.0",
+            "set schema_version: \"1.1.0\""
+        )
+    );
+    let new = Fixture::new().with("db/handler_contract.yaml", &contract("1.1.0"));
+    let found = HandlerContractSource::new(new.root())
+        .discover()
+        .unwrap_or_else(|error| panic!("{error}"));
+    assert_eq!(
+        found[0].description.supported_operations,
+        ["db.query", "db.transaction"]
+    );
+}

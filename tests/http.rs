@@ -12,26 +12,27 @@ use serde_json::{Value, json};
 use crate::support::http_server::{Reply, TestServer, redirect, response};
 use crate::support::{runtime_with, within};
 
-/// A runtime with `handler` and one node `web` declaring http.get, http.post and
-/// http.put, confined to `target` if given.
-fn runtime(handler: HttpHandler, target: Option<&str>) -> NodeRuntime {
+/// A runtime with `handler` and one node `web` (schema 1.1.0) declaring every http
+/// operation and `http.head`, which the handler does not support, confined to `target`
+/// if given.
+pub(crate) fn runtime(handler: HttpHandler, target: Option<&str>) -> NodeRuntime {
     let target = target.map_or(String::new(), |t| format!("    target: \"{t}\"\n"));
     let node = format!(
-        "schema_version: \"1.0.0\"\nnode_version: \"1.0.0\"\nname: \"web\"\nnode_type: \"EFFECT_GENERIC\"\nio_operations:\n  - type: \"http\"\n    operations: [\"http.get\", \"http.post\", \"http.put\"]\n{target}"
+        "schema_version: \"1.1.0\"\nnode_version: \"1.0.0\"\nname: \"web\"\nnode_type: \"EFFECT_GENERIC\"\nio_operations:\n  - type: \"http\"\n    operations: [\"http.get\", \"http.post\", \"http.put\", \"http.patch\", \"http.delete\", \"http.head\"]\n{target}"
     );
     runtime_with(Box::new(handler), &node)
 }
 
-fn call(runtime: &NodeRuntime, operation: &str, payload: Value) -> Envelope {
+pub(crate) fn call(runtime: &NodeRuntime, operation: &str, payload: Value) -> Envelope {
     crate::support::call(runtime, "web", operation, payload)
 }
 
-fn ok(response: Envelope) -> Payload {
+pub(crate) fn ok(response: Envelope) -> Payload {
     assert_eq!(response.success, Some(true), "{:?}", response.error);
     response.payload.expect("a payload")
 }
 
-fn failed(response: Envelope) -> ErrorBody {
+pub(crate) fn failed(response: Envelope) -> ErrorBody {
     assert_eq!(response.success, Some(false));
     response.error.expect("an error")
 }
@@ -121,21 +122,27 @@ fn post_sends_objects_as_json_and_strings_as_they_are() {
 }
 
 #[test]
-fn other_methods_are_invalid_operations_naming_get_and_post() {
+fn other_methods_are_invalid_operations_naming_the_supported_ones() {
     let runtime = runtime(HttpHandler::new(), None);
     let error = failed(call(
         &runtime,
-        "http.put",
+        "http.head",
         json!({"url": "http://127.0.0.1:9/"}),
     ));
     assert_eq!(error.code.as_str(), "INVALID_OPERATION_ERROR");
     assert_eq!(
         error.message,
-        "handler 'http': operation 'http.put' not supported in MVP. Available: http.get, http.post"
+        "handler 'http': operation 'http.head' not supported. Available: http.get, http.post, http.put, http.patch, http.delete"
     );
     assert_eq!(
         error.details["available_operations"],
-        json!(["http.get", "http.post"])
+        json!([
+            "http.get",
+            "http.post",
+            "http.put",
+            "http.patch",
+            "http.delete"
+        ])
     );
 }
 

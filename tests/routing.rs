@@ -178,7 +178,7 @@ fn an_operation_the_handler_refuses_is_an_invalid_operation_naming_its_operation
     assert_eq!(error.code.as_str(), "INVALID_OPERATION_ERROR");
     assert_eq!(
         error.message,
-        "handler 'local': operation 'local.sleep' not supported in MVP. Available: local.echo, local.transform, local.error"
+        "handler 'local': operation 'local.sleep' not supported. Available: local.echo, local.transform, local.error"
     );
     assert_eq!(
         error.details["available_operations"],

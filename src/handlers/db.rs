@@ -1,13 +1,18 @@
-//! `HandlerDb`: `db.query` and `db.execute` on PostgreSQL, parameterised only.
+//! `HandlerDb`: `db.query`, `db.execute` and (schema 1.1.0) `db.transaction` on
+//! PostgreSQL, parameterised only.
 //!
 //! | payload field | meaning |
 //! | --- | --- |
 //! | `sql` (required) | one statement, with `$1…$n` placeholders |
 //! | `parameters` | a list bound to `$1…$n` (the `types` module says how JSON maps to SQL) |
+//! | `statements` (`db.transaction`, instead) | a list of `{sql, parameters}`, 1 to [`MAX_STATEMENTS`] |
 //!
 //! `db.query` returns `{rows: [{column: value}], row_count}`; `db.execute` returns
-//! `{row_count}` (rows affected). The placeholder count must equal the parameter count
-//! before anything is sent; `;--`, `DROP` and a top-level `UNION` log a warning.
+//! `{row_count}` (rows affected); `db.transaction` runs its statements in one transaction,
+//! all or nothing, and returns `{results: [...]}`, one per statement: `{rows, row_count}`
+//! for one that returns rows, else `{row_count}`. The placeholder count must equal the
+//! parameter count before anything is sent; `;--`, `DROP` and a top-level `UNION` log a
+//! warning (the `payload` module).
 //! Statements share a pool of at most five connections (the binding's `pool_size`),
 //! pipelined (see the `pool` module), driven on the host's own thread, with the binding's
 //! `timeout_ms` as `statement_timeout`, else the connection string's
@@ -22,6 +27,7 @@
 
 mod error;
 mod options;
+mod payload;
 mod pool;
 mod rows;
 mod sql;
@@ -41,10 +47,12 @@ use crate::envelope::Payload;
 use crate::handler::{Description, Handler, HandlerError, HandlerRequest, HandlerType};
 use crate::health::HealthReport;
 use error::endpoint;
+pub use payload::{MAX_STATEMENTS, MAX_TRANSACTION_SQL_BYTES};
 use pool::{Op, Pool};
 
-/// The operations `HandlerDb` supports (`db.transaction` is deferred to Beta).
-pub const OPERATIONS: &[&str] = &["db.query", "db.execute"];
+/// The operations `HandlerDb` supports (`db.transaction` needs a node contract at schema
+/// 1.1.0).
+pub const OPERATIONS: &[&str] = &["db.query", "db.execute", "db.transaction"];
 /// The environment variables holding the connection string, the first set one wins.
 pub const URL_VARIABLES: [&str; 2] = ["OMNIBASE_INFRA_DB_URL", "DATABASE_URL"];
 /// Connections in the pool unless the binding's `pool_size` says otherwise.
@@ -203,42 +211,19 @@ impl Handler for HandlerDb {
             let op = match request.operation.as_str() {
                 "db.query" => Op::Query,
                 "db.execute" => Op::Execute,
+                "db.transaction" => {
+                    let statements = payload::transaction(request.payload, request.correlation_id)?;
+                    let results = pool.transaction(&statements, &request.charge).await?;
+                    let mut answer = Payload::new();
+                    answer.insert("results".to_owned(), Value::Array(results));
+                    return Ok(Some(answer));
+                }
                 other => return Err(HandlerError::unsupported(other, OPERATIONS)),
             };
-            let HandlerRequest {
-                mut payload,
-                correlation_id,
-                charge,
-                ..
-            } = request;
-            let invalid = HandlerError::InvalidPayload;
-            let sql = match payload.remove("sql") {
-                Some(Value::String(sql)) if !sql.trim().is_empty() => sql,
-                Some(Value::String(_)) => return Err(invalid("'sql' is empty".into())),
-                Some(_) => return Err(invalid("'sql' must be a string".into())),
-                None => return Err(invalid("'sql' is required".into())),
-            };
-            let parameters = match payload.remove("parameters") {
-                None | Some(Value::Null) => Vec::new(),
-                Some(Value::Array(parameters)) => parameters,
-                Some(_) => return Err(invalid("'parameters' must be a list".into())),
-            };
-            let scan = sql::scan(&sql);
-            if scan.placeholders != parameters.len() {
-                return Err(invalid(format!(
-                    "the SQL uses {} placeholder(s) ($1..${}) but {} parameter(s) were given",
-                    scan.placeholders,
-                    scan.placeholders,
-                    parameters.len()
-                )));
-            }
-            for pattern in scan.suspicious {
-                log::warn!(
-                    correlation_id:% = correlation_id, handler_type = "db";
-                    "suspicious SQL pattern {pattern} in a db request; it runs parameterised, but check where this SQL comes from"
-                );
-            }
-            pool.run(op, &sql, &parameters, &charge).await.map(Some)
+            let statement = payload::single(request.payload, request.correlation_id)?;
+            pool.run(op, &statement.sql, &statement.parameters, &request.charge)
+                .await
+                .map(Some)
         })
     }
 
@@ -269,7 +254,7 @@ impl Handler for HandlerDb {
     fn describe(&self) -> Description {
         Description {
             handler_type: HandlerType::Db,
-            version: "1.0.0".to_owned(),
+            version: "1.1.0".to_owned(),
             supported_operations: OPERATIONS.iter().map(|op| (*op).to_owned()).collect(),
             required_payload_fields: vec!["sql".to_owned()],
             response_shape: BTreeMap::from([
@@ -281,6 +266,11 @@ impl Handler for HandlerDb {
                     "row_count".to_owned(),
                     "integer: rows returned or affected".to_owned(),
                 ),
+                (
+                    "results".to_owned(),
+                    "array, one {rows, row_count} or {row_count} per statement (db.transaction)"
+                        .to_owned(),
+                ),
             ]),
             limits: BTreeMap::from([
                 ("pool_size".to_owned(), self.pool_size as u64),
@@ -289,6 +279,11 @@ impl Handler for HandlerDb {
                     u64::try_from(self.statement_timeout.as_millis()).unwrap_or(u64::MAX),
                 ),
                 ("pipeline_depth".to_owned(), pool::PIPELINE_DEPTH as u64),
+                ("max_statements".to_owned(), MAX_STATEMENTS as u64),
+                (
+                    "max_transaction_sql_bytes".to_owned(),
+                    MAX_TRANSACTION_SQL_BYTES as u64,
+                ),
             ]),
         }
     }

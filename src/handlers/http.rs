@@ -1,10 +1,11 @@
-//! `HttpHandler`: `http.get` and `http.post` on isahc (libcurl), driven on smol.
+//! `HttpHandler`: `http.get`, `http.post` and (schema 1.1.0) `http.put`, `http.patch`,
+//! `http.delete` on isahc (libcurl), driven on smol.
 //!
 //! | payload field | meaning |
 //! | --- | --- |
 //! | `url` (required) | an absolute `http` or `https` URL |
 //! | `headers` | an object of header name to string value |
-//! | `body` (`http.post` only) | an object or array is sent as JSON (with `Content-Type: application/json` unless `headers` names one); a string is sent as it is |
+//! | `body` (not `http.get`) | an object or array is sent as JSON (with `Content-Type: application/json` unless `headers` names one); a string is sent as it is |
 //! | `idempotency_key` | a string sent as the `Idempotency-Key` header: the caller says the call is safe to repeat, so the retry layer may retry it |
 //!
 //! The response payload is `{status_code, headers, body}`: headers by lowercase name
@@ -14,8 +15,9 @@
 //! error, never buffered whole, and every body is charged to the request's share of the
 //! host's memory budget as it arrives (an error if the budget is spent). Redirects are
 //! followed up to [`MAX_REDIRECTS`] hops, only within the node's `target` when it
-//! declares one (the `transfer` module).
+//! declares one; how each method fares on a redirect is in the `transfer` module.
 
+mod call;
 mod transfer;
 
 use std::collections::BTreeMap;
@@ -25,18 +27,25 @@ use std::time::Duration;
 use futures_lite::future::{self, Boxed};
 use isahc::HttpClient;
 use isahc::config::{Configurable, RedirectPolicy};
-use isahc::http::{HeaderMap, Method};
+use isahc::http::HeaderMap;
 use serde_json::Value;
-use url::Url;
 
 use crate::contract::{HttpTarget, Reach};
 use crate::envelope::Payload;
 use crate::handler::{Description, Handler, HandlerError, HandlerRequest, HandlerType};
 use crate::health::HealthReport;
-use transfer::{Call, Fetched};
+use call::call_of;
+use transfer::Fetched;
 
-/// The operations `HttpHandler` supports.
-pub const OPERATIONS: &[&str] = &["http.get", "http.post"];
+/// The operations `HttpHandler` supports (`put`, `patch` and `delete` need a node contract
+/// at schema 1.1.0).
+pub const OPERATIONS: &[&str] = &[
+    "http.get",
+    "http.post",
+    "http.put",
+    "http.patch",
+    "http.delete",
+];
 /// The deadline of one call, redirects and body included.
 pub const TIMEOUT: Duration = Duration::from_secs(30);
 /// The largest response body read; a larger one is an error.
@@ -139,7 +148,7 @@ impl Handler for HttpHandler {
     fn describe(&self) -> Description {
         Description {
             handler_type: HandlerType::Http,
-            version: "1.0.0".to_owned(),
+            version: "1.1.0".to_owned(),
             supported_operations: OPERATIONS.iter().map(|op| (*op).to_owned()).collect(),
             required_payload_fields: vec!["url".to_owned()],
             response_shape: BTreeMap::from([
@@ -165,7 +174,6 @@ impl Handler for HttpHandler {
     }
 }
 
-/// Reads the call a request asks for, refusing what cannot be sent.
 /// The target the node's contract confines the request's URL, and every redirect, to:
 /// none when it declares the operation without one.
 fn confinement(request: &HandlerRequest) -> Result<Option<&HttpTarget>, HandlerError> {
@@ -182,84 +190,6 @@ fn confinement(request: &HandlerRequest) -> Result<Option<&HttpTarget>, HandlerE
             request.node.name, request.operation
         ))),
     }
-}
-
-fn call_of(request: &HandlerRequest) -> Result<Call, HandlerError> {
-    let method = match request.operation.as_str() {
-        "http.get" => Method::GET,
-        "http.post" => Method::POST,
-        other => return Err(HandlerError::unsupported(other, OPERATIONS)),
-    };
-    let payload = &request.payload;
-    let invalid = |message: String| HandlerError::InvalidPayload(message);
-    let url = match payload.get("url") {
-        Some(Value::String(url)) => url,
-        Some(_) => return Err(invalid("'url' must be a string".into())),
-        None => {
-            return Err(invalid(format!(
-                "'url' is required for {}",
-                request.operation
-            )));
-        }
-    };
-    let url = Url::parse(url)
-        .map_err(|error| invalid(format!("'url' is not an absolute URL: {error}")))?;
-    if !matches!(url.scheme(), "http" | "https") {
-        return Err(invalid(format!(
-            "'url' must be http or https, not '{}'",
-            url.scheme()
-        )));
-    }
-    let mut headers = Vec::new();
-    match payload.get("headers") {
-        None | Some(Value::Null) => {}
-        Some(Value::Object(map)) => {
-            for (name, value) in map {
-                let Value::String(value) = value else {
-                    return Err(invalid(format!("header '{name}' must have a string value")));
-                };
-                headers.push((name.clone(), value.clone()));
-            }
-        }
-        Some(_) => return Err(invalid("'headers' must be an object of strings".into())),
-    }
-    match payload.get("idempotency_key") {
-        None | Some(Value::Null) => {}
-        Some(Value::String(key)) if !key.is_empty() => {
-            headers.retain(|(name, _)| !name.eq_ignore_ascii_case("idempotency-key"));
-            headers.push(("idempotency-key".to_owned(), key.clone()));
-        }
-        Some(_) => {
-            return Err(invalid(
-                "'idempotency_key' must be a non-empty string".into(),
-            ));
-        }
-    }
-    let has_content_type = headers
-        .iter()
-        .any(|(name, _)| name.eq_ignore_ascii_case("content-type"));
-    let body = match payload.get("body") {
-        None | Some(Value::Null) => None,
-        Some(_) if method == Method::GET => return Err(invalid("http.get takes no 'body'".into())),
-        Some(Value::String(text)) => Some(text.clone().into_bytes()),
-        Some(value @ (Value::Object(_) | Value::Array(_))) => {
-            if !has_content_type {
-                headers.push(("content-type".to_owned(), "application/json".to_owned()));
-            }
-            Some(value.to_string().into_bytes())
-        }
-        Some(_) => {
-            return Err(invalid(
-                "'body' must be an object, an array or a string".into(),
-            ));
-        }
-    };
-    Ok(Call {
-        method,
-        url,
-        headers,
-        body,
-    })
 }
 
 /// `{status_code, headers, body}` of a fetched response.

@@ -42,7 +42,8 @@ pub use yaml::MAX_CONTRACT_BYTES;
 pub enum SchemaVersion {
     /// `1.0.0`: the MVP schema.
     V1_0,
-    /// `1.1.0`: the Beta schema, which adds the kafka event bus and handler `config`.
+    /// `1.1.0`: the Beta schema, which adds the kafka event bus, handler `config` and
+    /// the [`BETA_OPERATIONS`].
     V1_1,
 }
 
@@ -65,6 +66,10 @@ impl SchemaVersion {
             .find(|version| version.as_str() == text)
     }
 }
+
+/// The operations schema 1.1.0 adds: a node or handler contract at 1.0.0 that names one
+/// is refused, and told to set `schema_version: "1.1.0"`.
+pub const BETA_OPERATIONS: [&str; 4] = ["http.put", "http.patch", "http.delete", "db.transaction"];
 
 /// Fields reserved for later versions, refused with the reason.
 const PROHIBITED_FIELDS: [(&str, &str); 3] = [

@@ -87,34 +87,39 @@ impl ErrorKind {
             ErrorKind::Handler { source, .. } => match source {
                 HandlerError::UnsupportedOperation { .. } => ErrorCode::InvalidOperationError,
                 HandlerError::InvalidPayload(_) => ErrorCode::EnvelopeValidationError,
-                HandlerError::Execution { .. } | HandlerError::Dependency { .. } => {
-                    ErrorCode::HandlerExecutionError
-                }
+                HandlerError::Execution { .. }
+                | HandlerError::Dependency { .. }
+                | HandlerError::Statement { .. } => ErrorCode::HandlerExecutionError,
             },
             ErrorKind::ShutDown { .. } => ErrorCode::HandlerExecutionError,
         }
     }
 
     /// The code-specific field of an error envelope, e.g. `available_nodes`, if any.
-    pub fn detail(&self) -> Option<(&'static str, Vec<String>)> {
+    pub fn detail(&self) -> Option<(&'static str, serde_json::Value)> {
+        let names = |names: Vec<String>| names.into_iter().map(serde_json::Value::String).collect();
         match self {
             ErrorKind::NodeNotFound { available, .. } => {
-                Some(("available_nodes", available.clone()))
+                Some(("available_nodes", names(available.clone())))
             }
             ErrorKind::HandlerNotFound { available, .. } => Some((
                 "available_handlers",
-                available.iter().map(|t| t.as_str().to_owned()).collect(),
+                names(available.iter().map(|t| t.as_str().to_owned()).collect()),
             )),
             ErrorKind::NotDeclared { available, .. } => {
-                Some(("available_operations", available.clone()))
+                Some(("available_operations", names(available.clone())))
             }
             ErrorKind::Handler {
                 source: HandlerError::UnsupportedOperation { available, .. },
                 ..
             } => Some((
                 "available_operations",
-                available.iter().map(|op| (*op).to_owned()).collect(),
+                names(available.iter().map(|op| (*op).to_owned()).collect()),
             )),
+            ErrorKind::Handler {
+                source: HandlerError::Statement { index, .. },
+                ..
+            } => Some(("statement_index", serde_json::Value::from(*index))),
             _ => None,
         }
     }
@@ -168,9 +173,8 @@ impl RequestError {
     /// The `error` of the response envelope that reports it.
     pub fn to_body(&self) -> ErrorBody {
         let mut details = Payload::new();
-        if let Some((name, values)) = self.kind().detail() {
-            let values = values.into_iter().map(serde_json::Value::String).collect();
-            details.insert(name.to_owned(), serde_json::Value::Array(values));
+        if let Some((name, value)) = self.kind().detail() {
+            details.insert(name.to_owned(), value);
         }
         let context = self.context();
         ErrorBody {
@@ -266,6 +270,22 @@ mod tests {
         });
         assert_eq!(error.message_chain(), "handler 'local': requested failure");
         assert_eq!(error.code(), ErrorCode::HandlerExecutionError);
+    }
+
+    #[test]
+    fn a_failed_statement_carries_its_index() {
+        let error = RequestError::from(ErrorKind::Handler {
+            handler_type: HandlerType::Db,
+            source: HandlerError::Statement {
+                index: 2,
+                message: "statement 2 failed".into(),
+                source: None,
+            },
+        });
+        let body = error.to_body();
+        assert_eq!(body.code, ErrorCode::HandlerExecutionError);
+        assert_eq!(body.message, "handler 'db': statement 2 failed");
+        assert_eq!(body.details["statement_index"], 2);
     }
 
     #[test]

@@ -120,7 +120,7 @@ pub enum Fault {
 pub enum HandlerError {
     /// The handler does not support the operation (`INVALID_OPERATION_ERROR`).
     #[error(
-        "operation '{operation}' not supported in MVP. Available: {}",
+        "operation '{operation}' not supported. Available: {}",
         .available.join(", ")
     )]
     UnsupportedOperation {
@@ -151,6 +151,19 @@ pub enum HandlerError {
         message: String,
         /// Whether anything was sent, and whether trying again may help.
         fault: Fault,
+        /// The underlying error, for the host's own logs.
+        #[source]
+        source: Option<Box<dyn std::error::Error + Send + Sync>>,
+    },
+    /// One statement of several run together failed (`db.transaction`;
+    /// `HANDLER_EXECUTION_ERROR`, with `statement_index`); the message says which, why,
+    /// and what became of the others, safe to send as for [`HandlerError::Execution`].
+    #[error("{message}")]
+    Statement {
+        /// The failed statement's place in the request's list, from 0.
+        index: usize,
+        /// What failed, in words the caller can act on.
+        message: String,
         /// The underlying error, for the host's own logs.
         #[source]
         source: Option<Box<dyn std::error::Error + Send + Sync>>,
@@ -213,7 +226,7 @@ impl HandlerError {
 ///   that went wrong while trying, with a message safe to show the caller; `Dependency`
 ///   instead when the dependency failed rather than the request, with the [`Fault`]
 ///   that says whether a retry is safe (only the handler knows whether anything was
-///   sent).
+///   sent); `Statement` when it was one of several statements run together, naming which.
 /// - Past `request.deadline` the result is not wanted: the layers stop waiting for it.
 /// - Cross-cutting behaviour (timeouts, retries, limits) wraps a handler and implements
 ///   this same trait.

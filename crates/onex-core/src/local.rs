@@ -187,7 +187,7 @@ mod tests {
         let error = run(&LocalHandler::new(), "local.sleep", json!({})).unwrap_err();
         assert_eq!(
             error.to_string(),
-            "operation 'local.sleep' not supported in MVP. Available: local.echo, local.transform, local.error"
+            "operation 'local.sleep' not supported. Available: local.echo, local.transform, local.error"
         );
     }
 

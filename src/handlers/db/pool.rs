@@ -44,12 +44,14 @@ mod link;
 mod opening;
 mod socket;
 mod statement;
+mod transaction;
 mod watch;
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
+use event_listener::Event;
 use futures_lite::future;
 use serde_json::Value;
 use smol::{Executor, Task, Timer};
@@ -87,6 +89,9 @@ pub(super) enum Op {
     Query,
     /// Return the number of rows affected.
     Execute,
+    /// Return the rows if the statement returns any columns, else the number of rows
+    /// affected (a transaction's statements).
+    Any,
     /// Check the connection (health).
     Ping,
 }
@@ -104,6 +109,8 @@ pub(super) struct Pool {
     open: Mutex<Open>,
     /// Bumped whenever a connection is found lost.
     lost: AtomicU64,
+    /// Notified when a connection may have come free for a transaction.
+    freed: Event,
     /// The pool's clock starts here (how promptly connections answer).
     epoch: Instant,
 }
@@ -114,6 +121,9 @@ struct Open {
     links: Vec<Arc<Link>>,
     /// Connections being opened, each awaited by the statements that chose it.
     openings: Vec<Arc<Opening>>,
+    /// Connections held out of `links` by transactions, or being opened for one
+    /// ([`transaction`]); they count toward [`POOL_SIZE`].
+    held: usize,
     /// The health checks' own connection, once one was needed.
     health: Option<Arc<Link>>,
     /// Every connection's socket task (a finished one is pruned when one opens).
@@ -144,12 +154,14 @@ impl Pool {
             open: Mutex::new(Open {
                 links: Vec::new(),
                 openings: Vec::new(),
+                held: 0,
                 health: None,
                 sockets: Vec::new(),
                 cancels: Vec::new(),
                 stopped: false,
             }),
             lost: AtomicU64::new(0),
+            freed: Event::new(),
             epoch: Instant::now(),
         }
     }
@@ -199,6 +211,9 @@ impl Pool {
         {
             self.forget(&link);
         }
+        // The connection may now be free for a transaction waiting for one.
+        drop(link);
+        self.freed.notify(usize::MAX);
         result
     }
 
@@ -207,9 +222,10 @@ impl Pool {
         self.state().links.iter().map(|link| link.in_flight()).sum()
     }
 
-    /// Connections open now.
+    /// Connections open now, those held by transactions included.
     pub(super) fn connections(&self) -> usize {
-        self.state().links.len()
+        let open = self.state();
+        open.links.len() + open.held
     }
 
     /// Stops lending connections and closes them: each says goodbye to the server once
@@ -227,6 +243,8 @@ impl Pool {
                 std::mem::take(&mut open.cancels),
             )
         };
+        // A transaction waiting for a connection learns there will be none.
+        self.freed.notify(usize::MAX);
         // Dropping a connection's last client queues a Terminate message, which its
         // socket task writes before it ends.
         let (links, sockets): (Vec<_>, Vec<_>) = sockets.into_iter().unzip();

@@ -4,9 +4,15 @@
 //! `Location` is resolved against the current URL and must be http(s) and, when the node
 //! declares a `target`, lie under it; when a redirect changes origin, only the caller's
 //! headers on a short safe list go on (any other may carry a credential: `Authorization`,
-//! `Cookie`, but also `X-Api-Key` and its kin); 301/302/303 turn a POST into a GET without
-//! body, as browsers and curl do. Messages name the origin (`scheme://host:port`) only: never a path, query or
-//! credentials, which may hold secrets.
+//! `Cookie`, but also `X-Api-Key` and its kin).
+//!
+//! Which method and body go on, as browsers do (the Fetch standard, RFC 9110 15.4): a 303
+//! (See Other) is answered with a `GET` of the new location, without body, whatever the
+//! method was (the server points at a result to read); a 301 or 302 turns a `POST` into a
+//! `GET` without body (what clients have always done) and keeps any other method and its
+//! body; a 307 or 308 repeats the request as it was, method and body. So a `PUT`, `PATCH`
+//! or `DELETE` is never turned into a `GET` except by a 303. Messages name the origin
+//! (`scheme://host:port`) only: never a path, query or credentials, which may hold secrets.
 //!
 //! Failures of the upstream are [`HandlerError::Dependency`] with the [`Fault`] only this
 //! module knows: no connection made (a refused connection, a name that did not resolve,
@@ -22,20 +28,12 @@ use isahc::http::{HeaderMap, Method, header};
 use isahc::{AsyncBody, HttpClient, Request, Response};
 use url::Url;
 
+use super::call::Call;
 use super::{MAX_REDIRECTS, MAX_RESPONSE_BYTES};
 use crate::budget::Charge;
 use crate::contract::HttpTarget;
 use crate::envelope::weight::Weigher;
 use crate::handler::{Fault, HandlerError};
-
-/// A request to send.
-#[derive(Debug)]
-pub(super) struct Call {
-    pub(super) method: Method,
-    pub(super) url: Url,
-    pub(super) headers: Vec<(String, String)>,
-    pub(super) body: Option<Vec<u8>>,
-}
 
 /// A final (non-redirect) response, its body read.
 #[derive(Debug)]
@@ -112,15 +110,23 @@ pub(super) async fn send(
                     .any(|safe| name.eq_ignore_ascii_case(safe))
             });
         }
-        let status = response.status().as_u16();
-        if matches!(status, 301..=303) && call.method != Method::GET && call.method != Method::HEAD
-        {
+        if turns_into_get(response.status().as_u16(), &call.method) {
             call.method = Method::GET;
             call.body = None;
             call.headers
                 .retain(|(name, _)| !name.eq_ignore_ascii_case("content-type"));
         }
         call.url = next;
+    }
+}
+
+/// Whether a redirect of `status` is followed with a `GET` without body, not `method`
+/// again (see the module's docs).
+fn turns_into_get(status: u16, method: &Method) -> bool {
+    match status {
+        303 => method != Method::GET && method != Method::HEAD,
+        301 | 302 => method == Method::POST,
+        _ => false,
     }
 }
 
@@ -277,6 +283,23 @@ fn transfer_failure(error: &isahc::Error) -> Option<&'static str> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_a_see_other_turns_writes_other_than_post_into_a_get() {
+        for method in [Method::PUT, Method::PATCH, Method::DELETE] {
+            assert!(turns_into_get(303, &method), "{method}");
+            for keeps in [301, 302, 307, 308] {
+                assert!(!turns_into_get(keeps, &method), "{keeps} {method}");
+            }
+        }
+        for status in [301, 302, 303] {
+            assert!(turns_into_get(status, &Method::POST), "{status}");
+        }
+        for status in [307, 308] {
+            assert!(!turns_into_get(status, &Method::POST), "{status}");
+        }
+        assert!(!turns_into_get(303, &Method::GET));
+    }
 
     #[test]
     fn client_errors_become_messages_that_name_only_the_origin() {

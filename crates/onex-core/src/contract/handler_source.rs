@@ -12,7 +12,7 @@ use serde::Deserialize;
 use serde_saphyr::Spanned;
 
 use super::error::{ContractError, Problems};
-use super::names::{check_required, check_schema_version, handler_type};
+use super::names::{check_operation_version, check_required, check_schema_version, handler_type};
 use super::yaml::{self, line_of};
 use crate::envelope::operation_domain;
 use crate::shared::Description;
@@ -66,7 +66,7 @@ impl HandlerContract {
             ],
             &mut problems,
         );
-        check_schema_version(raw.schema_version.as_ref(), &mut problems);
+        let version = check_schema_version(raw.schema_version.as_ref(), &mut problems);
         let handler_type = raw
             .handler_type
             .as_ref()
@@ -84,6 +84,7 @@ impl HandlerContract {
                     "rename or remove the operation",
                 );
             }
+            check_operation_version(operation, version, &mut problems);
         }
         let (
             Some(handler_type),

@@ -2,9 +2,9 @@
 
 use serde_saphyr::Spanned;
 
-use super::SchemaVersion;
 use super::error::Problems;
 use super::yaml::line_of;
+use super::{BETA_OPERATIONS, SchemaVersion};
 use crate::shared::HandlerType;
 
 /// The handler type named by `name`, or a problem saying why it is refused.
@@ -100,6 +100,29 @@ pub(super) fn check_schema_version(
     found
 }
 
+/// Records a problem if `operation` is one schema 1.1.0 adds and the contract is at
+/// `version` 1.0.0 (`None`: the version is missing or unreadable, already reported).
+pub(super) fn check_operation_version(
+    operation: &Spanned<String>,
+    version: Option<SchemaVersion>,
+    problems: &mut Problems,
+) {
+    if version == Some(SchemaVersion::V1_0) && BETA_OPERATIONS.contains(&operation.value.as_str()) {
+        problems.add(
+            line_of(&operation.referenced),
+            format!(
+                "operation '{}' is a schema 1.1.0 (Beta) operation, and this contract is 1.0.0",
+                operation.value
+            ),
+            format!(
+                "schema 1.0.0 has the MVP operations only; 1.1.0 adds {}",
+                BETA_OPERATIONS.join(", ")
+            ),
+            "set schema_version: \"1.1.0\"",
+        );
+    }
+}
+
 /// Records one problem listing every missing required field of the mapping `within`.
 pub(super) fn check_required(
     within: &str,
@@ -127,7 +150,58 @@ pub(super) fn check_required(
 
 #[cfg(test)]
 mod tests {
+    use std::path::Path;
+
+    use super::super::error::ContractError;
+    use super::super::node::NodeContract;
     use super::*;
+
+    fn parse(text: &str) -> Result<NodeContract, ContractError> {
+        NodeContract::parse(text, Path::new("node.yaml"))
+    }
+
+    #[test]
+    fn beta_operations_need_schema_1_1_0() {
+        let node = |version: &str| {
+            format!(
+                "schema_version: \"{version}\"\nnode_version: \"1.0.0\"\nname: \"n\"\nnode_type: \"EFFECT_GENERIC\"\nio_operations:\n  - type: \"http\"\n    operations: [\"http.get\", \"http.put\", \"http.patch\", \"http.delete\"]\n  - type: \"db\"\n    operations: [\"db.query\", \"db.transaction\"]\n"
+            )
+        };
+        let error = parse(&node("1.0.0")).unwrap_err();
+        let found: Vec<(Option<u64>, &str, &str)> = error
+            .problems()
+            .iter()
+            .map(|p| (p.line, p.message.as_str(), p.action.as_str()))
+            .collect();
+        let beta = |op: &str| {
+            format!(
+                "operation '{op}' is a schema 1.1.0 (Beta) operation, and this contract is 1.0.0"
+            )
+        };
+        let expected: Vec<(Option<u64>, String)> = vec![
+            (Some(7), beta("http.put")),
+            (Some(7), beta("http.patch")),
+            (Some(7), beta("http.delete")),
+            (Some(9), beta("db.transaction")),
+        ];
+        assert_eq!(
+            found
+                .iter()
+                .map(|(line, message, _)| (*line, (*message).to_owned()))
+                .collect::<Vec<_>>(),
+            expected
+        );
+        assert!(
+            found
+                .iter()
+                .all(|(_, _, action)| *action == "set schema_version: \"1.1.0\"")
+        );
+        let node = parse(&node("1.1.0")).unwrap();
+        assert_eq!(
+            node.operations_of(Some(HandlerType::Db)),
+            ["db.query", "db.transaction"]
+        );
+    }
 
     #[test]
     fn slugs_are_snake_case() {

@@ -12,9 +12,12 @@ use std::sync::Arc;
 use serde::Deserialize;
 use serde_saphyr::Spanned;
 
+use super::SchemaVersion;
 use super::error::{ContractError, Problems};
 use super::model::Model;
-use super::names::{check_required, check_schema_version, check_slug, handler_type};
+use super::names::{
+    check_operation_version, check_required, check_schema_version, check_slug, handler_type,
+};
 use super::target::HttpTarget;
 use super::yaml::{self, line_of};
 use crate::envelope::operation_domain;
@@ -134,7 +137,7 @@ impl NodeContract {
             ],
             &mut problems,
         );
-        check_schema_version(raw.schema_version.as_ref(), &mut problems);
+        let version = check_schema_version(raw.schema_version.as_ref(), &mut problems);
         if let Some(name) = &raw.name {
             check_slug("name", name, &mut problems);
         }
@@ -145,7 +148,7 @@ impl NodeContract {
         let io_operations: Vec<IoOperation> = raw
             .io_operations
             .iter()
-            .filter_map(|entry| io_operation(entry, &mut problems))
+            .filter_map(|entry| io_operation(entry, version, &mut problems))
             .collect();
         check_unique_operations(&io_operations, &mut problems);
         if node_type == Some(NodeType::ComputeGeneric) && !io_operations.is_empty() {
@@ -205,7 +208,11 @@ fn node_type(name: &Spanned<String>, problems: &mut Problems) -> Option<NodeType
     found
 }
 
-fn io_operation(entry: &Spanned<RawIoOperation>, problems: &mut Problems) -> Option<IoOperation> {
+fn io_operation(
+    entry: &Spanned<RawIoOperation>,
+    version: Option<SchemaVersion>,
+    problems: &mut Problems,
+) -> Option<IoOperation> {
     let line = line_of(&entry.referenced);
     let raw = &entry.value;
     check_required(
@@ -223,6 +230,7 @@ fn io_operation(entry: &Spanned<RawIoOperation>, problems: &mut Problems) -> Opt
         let op_line = line_of(&operation.referenced);
         match operation_domain(&operation.value) {
             Some(domain) if domain == handler_type.as_str() => {
+                check_operation_version(operation, version, problems);
                 operations.push(operation.value.clone());
             }
             Some(_) => problems.add(

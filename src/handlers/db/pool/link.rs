@@ -40,6 +40,8 @@ pub(super) struct Link {
     retired: AtomicBool,
     /// Closed (or closing) by the pool: its socket task is gone.
     closed: AtomicBool,
+    /// A transaction waits for its statements to end: new ones go elsewhere.
+    draining: AtomicBool,
     /// Where the server is, for a cancel request.
     peer: Peer,
     /// The socket, to ask the kernel whether the server sent an idle connection anything.
@@ -83,6 +85,7 @@ impl Link {
             stalled: AtomicBool::new(false),
             retired: AtomicBool::new(false),
             closed: AtomicBool::new(false),
+            draining: AtomicBool::new(false),
             statements: Mutex::new(HashMap::new()),
             in_flight: AtomicUsize::new(0),
             progress: AtomicU64::new(0),
@@ -158,6 +161,15 @@ impl Link {
         self.retired.load(Ordering::Acquire)
     }
 
+    /// Marks (or unmarks) the link as awaited by a transaction: statements take it last.
+    pub(super) fn drain(&self, on: bool) {
+        self.draining.store(on, Ordering::Relaxed);
+    }
+
+    pub(super) fn is_draining(&self) -> bool {
+        self.draining.load(Ordering::Relaxed)
+    }
+
     /// Marks the link closed; whether it was not already (so it is closed once).
     pub(super) fn close(&self) -> bool {
         !self.closed.swap(true, Ordering::AcqRel)
@@ -190,6 +202,14 @@ impl Link {
             .map_err(error::db_error)
     }
 
+    /// Runs `command` (`BEGIN`, `COMMIT`, `ROLLBACK`) in the simple protocol.
+    pub(super) async fn command(&self, command: &str) -> Result<(), HandlerError> {
+        self.client
+            .batch_execute(command)
+            .await
+            .map_err(error::db_error)
+    }
+
     /// Runs one statement; the rows of a query are charged to `charge` as they arrive.
     pub(super) async fn run(
         &self,
@@ -212,7 +232,7 @@ impl Link {
             .map(|p| &**p as &(dyn tokio_postgres::types::ToSql + Sync))
             .collect();
         let mut payload = Payload::new();
-        if op == Op::Execute {
+        if op == Op::Execute || (op == Op::Any && statement.columns().is_empty()) {
             let count = self
                 .client
                 .execute(&statement, &refs)

@@ -74,26 +74,37 @@ impl Pool {
     /// Opens the connection `opening` stands for and lends it out.
     async fn open_for(&self, opening: &Arc<Opening>) -> Result<Arc<Link>, String> {
         let lost = self.lost.load(Ordering::Acquire);
-        let opened = connect::open(&self.config).await;
+        let opened = self.open_link(lost).await;
         let mut open = self.state();
         open.openings.retain(|other| !Arc::ptr_eq(other, opening));
-        let (client, connection, peer, socket) = opened.map_err(|error| error.to_string())?;
+        let link = opened.map_err(|error| error.to_string())?;
         if open.stopped {
             return Err(stopped().to_string());
         }
+        open.links.push(Arc::clone(&link));
+        Ok(link)
+    }
+
+    /// Opens a connection, known good at `lost`, and runs its socket on the pool's
+    /// executor; lent to no one yet.
+    pub(super) async fn open_link(&self, lost: u64) -> Result<Arc<Link>, HandlerError> {
+        let (client, connection, peer, socket) = connect::open(&self.config).await?;
         let link = Arc::new(Link::new(client, peer, socket, lost));
         let watch = self
             .deadline
             .map(|deadline| Watch::new(Arc::downgrade(&link), deadline, self.epoch));
         let socket = self.drivers.spawn(watch::drive_socket(connection, watch));
+        let mut open = self.state();
+        if open.stopped {
+            return Err(stopped());
+        }
         open.sockets.retain(|(_, socket)| !socket.is_finished());
         open.sockets.push((Arc::clone(&link), socket));
-        open.links.push(Arc::clone(&link));
         Ok(link)
     }
 
     /// What a statement should take now: the least busy open connection that [takes
-    /// more](Link::takes_more) (ties to the oldest); else a connection being opened that
+    /// more](Link::takes_more) (ties to the oldest) and no transaction waits for; else a connection being opened that
     /// fewer than [`PIPELINE_DEPTH`] wait for; else a new one, while the pool has room;
     /// else the least busy open connection, or the least awaited opening one.
     fn choose(&self) -> Result<Choice, HandlerError> {
@@ -107,7 +118,7 @@ impl Pool {
         let prompt_one = open
             .links
             .iter()
-            .filter(|link| link.takes_more(now, PIPELINE_DEPTH, prompt))
+            .filter(|link| !link.is_draining() && link.takes_more(now, PIPELINE_DEPTH, prompt))
             .min_by_key(|link| link.in_flight());
         if let Some(link) = prompt_one {
             return Ok(Choice::Link(Arc::clone(link)));
@@ -123,7 +134,7 @@ impl Pool {
         {
             return Ok(Choice::Wait(Waiter::join(opening)));
         }
-        if open.links.len() + open.openings.len() < self.size {
+        if open.links.len() + open.openings.len() + open.held < self.size {
             let opening = Arc::new(Opening {
                 result: OnceCell::new(),
                 waiting: AtomicUsize::new(0),
@@ -131,7 +142,12 @@ impl Pool {
             open.openings.push(Arc::clone(&opening));
             return Ok(Choice::Wait(Waiter::join(&opening)));
         }
-        if let Some(link) = open.links.iter().min_by_key(|link| link.in_flight()) {
+        // A connection a transaction waits for is the last choice.
+        if let Some(link) = open
+            .links
+            .iter()
+            .min_by_key(|link| (link.is_draining(), link.in_flight()))
+        {
             return Ok(Choice::Link(Arc::clone(link)));
         }
         match least_awaited {

@@ -69,7 +69,7 @@ impl Pool {
     }
 
     /// Never lends `link` again.
-    fn retire(&self, link: &Arc<Link>) {
+    pub(super) fn retire(&self, link: &Arc<Link>) {
         if link.retire() {
             let mut open = self.state();
             open.links.retain(|open| !Arc::ptr_eq(open, link));
@@ -93,7 +93,7 @@ impl Pool {
     /// has left (answered, failed, or abandoned in turn), whatever the backend still runs
     /// is work nobody awaits. A live statement meanwhile waits at most for the abandoned
     /// one's `statement_timeout`, which the server enforces.
-    fn close(&self, link: &Arc<Link>) {
+    pub(super) fn close(&self, link: &Arc<Link>) {
         if !link.close() {
             return;
         }
