@@ -22,7 +22,7 @@ use rdkafka::producer::{BaseRecord, DeliveryResult, ProducerContext, ThreadedPro
 use rdkafka::topic_partition_list::{Offset, TopicPartitionList};
 
 use crate::Row;
-use crate::kafka_broker::Broker;
+use crate::kafka_broker::{Broker, Topics};
 use crate::measure::Ratio;
 use crate::measure::{DEVELOPMENT, median};
 

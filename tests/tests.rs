@@ -17,6 +17,7 @@ mod host;
 mod http;
 mod kafka;
 mod kafka_contract;
+mod kafka_outage;
 mod receipts;
 mod routing;
 mod shutdown;
