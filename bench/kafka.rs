@@ -6,15 +6,11 @@
 //! answer to its last, so neither producing nor joining the group is counted.
 
 use std::collections::VecDeque;
-use std::io::{BufRead, BufReader};
-use std::process::{Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-use std::io::Read;
-
 use onex_host::bus::Topic;
-use onex_host::contract::{DEFAULT_SESSION_TIMEOUT, KafkaConfig};
+use onex_host::contract::KafkaConfig;
 use rdkafka::ClientContext;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::message::Message;
@@ -22,9 +18,10 @@ use rdkafka::producer::{BaseRecord, DeliveryResult, ProducerContext, ThreadedPro
 use rdkafka::topic_partition_list::{Offset, TopicPartitionList};
 
 use crate::Row;
-use crate::kafka_broker::Broker;
+use crate::kafka_broker::{Broker, Topics};
+use crate::kafka_host::{Answered, KafkaHost, Setup, answer_rate, threads, write_contract};
 use crate::measure::Ratio;
-use crate::measure::{DEVELOPMENT, median};
+use crate::measure::{DEVELOPMENT, cpu_of, median};
 
 const INPUT: &str = "onex.bench.orders.cmd.v1";
 const OUTPUT: &str = "onex.bench.orders.evt.v1";
@@ -34,15 +31,28 @@ const IN_FLIGHT: usize = 8;
 /// k. Envelopes/s of one kafka host beside the raw loop, run by run.
 pub fn kafka(reps: usize) -> Vec<Row> {
     let (mut host, mut raw) = (Vec::new(), Vec::new());
+    let (mut host_cpu, mut raw_cpu) = (Vec::new(), Vec::new());
     for _ in 0..reps {
-        host.push(host_rate());
-        raw.push(raw_rate());
+        let answered = host_rate();
+        host.push(answered.rate);
+        host_cpu.push(answered.cpu_us);
+        let answered = raw_rate();
+        raw.push(answered.rate);
+        raw_cpu.push(answered.cpu_us);
     }
     let ratio = Ratio::of_pairs(&host, &raw);
     vec![Row {
         scenario: "k. kafka envelopes/s, one host, 8 in flight, local.echo",
-        figure: format!("{:.0} env/s", median(&mut host)),
-        baseline: format!("raw rdkafka loop: {:.0} rec/s", median(&mut raw)),
+        figure: format!(
+            "{:.0} env/s, CPU {:.1} µs each",
+            median(&mut host),
+            median(&mut host_cpu)
+        ),
+        baseline: format!(
+            "raw rdkafka loop: {:.0} rec/s, CPU {:.1} µs each",
+            median(&mut raw),
+            median(&mut raw_cpu)
+        ),
         met: Some(ratio.median >= 0.8),
         ratio: Some(ratio),
         target: ">= 80% of the raw loop",
@@ -57,7 +67,7 @@ fn broker_with_backlog(group: &str) -> (Broker, KafkaConfig) {
         INPUT,
         (0..RECORDS).map(|i| {
             let line = format!(
-                "{{\"envelope_id\":\"{}\",\"target_node\":\"echo_node\",\"operation\":\"local.echo\",\"payload\":{{\"n\":{i},\"s\":\"hello\"}}}}",
+                "{{\"envelope_id\":\"{}\",\"target_node\":\"bench_node\",\"operation\":\"local.echo\",\"payload\":{{\"n\":{i},\"s\":\"hello\"}}}}",
                 uuid::Uuid::new_v4()
             );
             (format!("key-{}", i % 64), line.into_bytes())
@@ -69,99 +79,28 @@ fn broker_with_backlog(group: &str) -> (Broker, KafkaConfig) {
         input: Topic::new(INPUT),
         output: Topic::new(OUTPUT),
         dead_letter: None,
-        session_timeout: DEFAULT_SESSION_TIMEOUT,
+        // The test broker completes a join about half a session after it opens: with the
+        // default 45 s each run waited ~23 s before its first record (not timed, either side).
+        session_timeout: Duration::from_secs(6),
     };
     (broker, config)
 }
 
 /// The dev host on the kafka bus, timed by its `/metrics` from first to last answer.
-fn host_rate() -> f64 {
-    let (broker, _) = broker_with_backlog("bench-hosts");
-    let dir = tempfile::tempdir().expect("a directory");
-    let write = |path: &str, text: String| {
-        let path = dir.path().join(path);
-        std::fs::create_dir_all(path.parent().expect("a parent")).expect("directories");
-        std::fs::write(path, text).expect("a contract");
-    };
-    write(
-        "runtime/k.yaml",
-        format!(
-            "schema_version: \"1.1.0\"\nruntime:\n  name: \"bench\"\n  version: \"1.0.0\"\n  event_bus:\n    kind: \"kafka\"\n    config:\n      bootstrap_servers: \"{}\"\n      consumer_group: \"bench-hosts\"\n      topics:\n        input: \"{INPUT}\"\n        output: \"{OUTPUT}\"\n  handlers:\n    - type: \"local\"\n  nodes:\n    - slug: \"echo_node\"\n",
-            broker.bootstrap()
-        ),
-    );
-    write(
-        "nodes/echo_node.yaml",
-        "schema_version: \"1.0.0\"\nnode_version: \"1.0.0\"\nname: \"echo_node\"\nnode_type: \"EFFECT_GENERIC\"\nio_operations:\n  - type: \"local\"\n    operations: [\"local.echo\"]\n".to_owned(),
-    );
-    let in_flight = IN_FLIGHT.to_string();
-    let mut child = Command::new(DEVELOPMENT)
-        .args([
-            "runtime/k.yaml",
-            "--listen",
-            "127.0.0.1:0",
-            "--max-in-flight",
-            &in_flight,
-        ])
-        .current_dir(dir.path())
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("the host starts");
-    let stderr = child.stderr.take().expect("stderr");
-    let (addr_tx, addr_rx) = mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-            if let Some(rest) = line.split("HTTP API listening on http://").nth(1) {
-                let _ = addr_tx.send(
-                    rest.split_whitespace()
-                        .next()
-                        .unwrap_or_default()
-                        .to_owned(),
-                );
-            }
-        }
+fn host_rate() -> Answered {
+    let (broker, config) = broker_with_backlog("bench-hosts");
+    let bootstrap = broker.bootstrap();
+    let dir = write_contract(&Setup {
+        bootstrap: &bootstrap,
+        group: &config.consumer_group,
+        input: INPUT,
+        output: OUTPUT,
+        handler: "local",
+        operation: "local.echo",
+        session_timeout_ms: config.session_timeout.as_millis() as u64,
     });
-    let addr = addr_rx
-        .recv_timeout(Duration::from_secs(30))
-        .expect("the API address");
-    let produced = || -> usize {
-        isahc::get(format!("http://{addr}/metrics"))
-            .ok()
-            .and_then(|mut r| {
-                let mut text = String::new();
-                r.body_mut().read_to_string(&mut text).ok().map(|_| text)
-            })
-            .and_then(|text| {
-                text.lines()
-                    .find_map(|l| l.strip_prefix("onex_bus_records_produced_total "))
-                    .and_then(|v| v.trim().parse().ok())
-            })
-            .unwrap_or(0)
-    };
-    let deadline = Instant::now() + Duration::from_secs(180);
-    let mut first = None;
-    let rate = loop {
-        assert!(
-            Instant::now() < deadline,
-            "the host did not answer every record"
-        );
-        let done = produced();
-        let now = Instant::now();
-        if done > 0 && first.is_none() {
-            first = Some((now, done));
-        }
-        if done >= RECORDS {
-            let (start, at_start) = first.unwrap_or((now, 0));
-            let elapsed = now.duration_since(start).as_secs_f64().max(1e-6);
-            break (RECORDS - at_start) as f64 / elapsed;
-        }
-        std::thread::sleep(Duration::from_millis(5));
-    };
-    let _ = child.kill();
-    let _ = child.wait();
-    rate
+    let host = KafkaHost::start(DEVELOPMENT, dir.path(), IN_FLIGHT);
+    answer_rate(&[host], RECORDS, Duration::from_secs(180))
 }
 
 /// Delivery reports, by the record's index.
@@ -181,7 +120,7 @@ impl ProducerContext for Acks {
 
 /// Consume a record, produce its value keyed as it was, store its offset once the
 /// brokers acknowledge it; at most [`IN_FLIGHT`] unacknowledged.
-fn raw_rate() -> f64 {
+fn raw_rate() -> Answered {
     let (_broker, config) = broker_with_backlog("bench-raw");
     let consumer: BaseConsumer = onex_host::kafka::consumer_settings(&config, "bench-raw")
         .create()
@@ -221,7 +160,7 @@ fn raw_rate() -> f64 {
         let Some(Ok(message)) = consumer.poll(Duration::from_millis(1)) else {
             continue;
         };
-        first.get_or_insert_with(Instant::now);
+        first.get_or_insert_with(|| (Instant::now(), cpu_of("self")));
         let value = message.payload().unwrap_or_default().to_vec();
         let key = message.key().unwrap_or_default().to_vec();
         waiting.push_back((message.partition(), message.offset()));
@@ -234,6 +173,14 @@ fn raw_rate() -> f64 {
         }
         sent += 1;
     }
-    let elapsed = first.map_or(1e-6, |start| start.elapsed().as_secs_f64());
-    RECORDS as f64 / elapsed
+    if std::env::var_os("BENCH_KAFKA_THREADS").is_some() {
+        eprint!("raw loop:\n{}", threads("self", RECORDS));
+    }
+    let (start, cpu_at_start) = first.unwrap_or((Instant::now(), Duration::ZERO));
+    let elapsed = start.elapsed().as_secs_f64().max(1e-6);
+    Answered {
+        rate: RECORDS as f64 / elapsed,
+        // This process: the loop and librdkafka's threads (the broker is another).
+        cpu_us: (cpu_of("self") - cpu_at_start).as_secs_f64() * 1e6 / RECORDS as f64,
+    }
 }

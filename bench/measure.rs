@@ -52,7 +52,21 @@ pub fn quantile(values: &mut [f64], q: f64) -> f64 {
 
 /// CPU time used so far by children this process has waited for (user + system).
 pub fn children_cpu() -> Duration {
-    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    // cutime and cstime are fields 16 and 17 of the line.
+    stat_ticks("self", 16, 17)
+}
+
+/// CPU time used so far by process `pid` (`self` for this one), all its threads, user
+/// and system.
+pub fn cpu_of(pid: &str) -> Duration {
+    // utime and stime are fields 14 and 15 of the line.
+    stat_ticks(pid, 14, 15)
+}
+
+/// Fields `a` + `b` (numbered from 1, as in proc(5)) of `/proc/PID/stat`, clock ticks of
+/// 10 ms.
+fn stat_ticks(pid: &str, a: usize, b: usize) -> Duration {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
     // Fields after the command name (which may hold spaces) start at field 3.
     let fields: Vec<&str> = stat
         .rsplit(") ")
@@ -60,14 +74,13 @@ pub fn children_cpu() -> Duration {
         .unwrap_or_default()
         .split_whitespace()
         .collect();
-    let ticks = |i: usize| {
+    let ticks = |field: usize| {
         fields
-            .get(i)
+            .get(field - 3)
             .and_then(|f| f.parse::<u64>().ok())
             .unwrap_or(0)
     };
-    // cutime and cstime are fields 16 and 17 of the whole line: 13 and 14 here.
-    Duration::from_millis((ticks(13) + ticks(14)) * 10)
+    Duration::from_millis((ticks(a) + ticks(b)) * 10)
 }
 
 /// How a host run over a file of request lines went.

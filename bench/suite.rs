@@ -12,7 +12,9 @@
 //! - e. latency added as a sidecar (`POST /v1/envelopes` doing a GET) beside the direct GET;
 //! - f. peak RSS with 10 nodes under load, time from start to ready, binary size;
 //! - g. how the cost grows with payload size (1 KB, 64 KB, 1 MB) and the in-flight bound;
-//! - k. envelopes/s of one host on the kafka bus beside a raw rdkafka loop (bench/kafka.rs).
+//! - k. envelopes/s of one host on the kafka bus beside a raw rdkafka loop (bench/kafka.rs);
+//! - l. kafka work sharing: three hosts of one group beside one, each request waiting 5 ms
+//!   for its upstream (bench/kafka_sharing.rs).
 //!
 //! `just bench ad` runs only scenarios a and d.
 //!
@@ -27,6 +29,8 @@ mod kafka;
 #[path = "../tests/support/kafka.rs"]
 #[allow(dead_code)]
 mod kafka_broker;
+mod kafka_host;
+mod kafka_sharing;
 mod measure;
 #[path = "../tests/support/postgres.rs"]
 #[allow(dead_code)]
@@ -62,7 +66,7 @@ fn main() {
         "glibc"
     };
     println!("onex runtime host benchmarks: {build} build, medians of {reps} runs\n");
-    let all: [(&str, Scenario); 8] = [
+    let all: [(&str, Scenario); 9] = [
         ("a", scenarios::no_io),
         ("b", scenarios::latency),
         ("c", scenarios::http),
@@ -71,6 +75,7 @@ fn main() {
         ("f", scenarios::footprint),
         ("g", scenarios::growth),
         ("k", kafka::kafka),
+        ("l", kafka_sharing::sharing),
     ];
     let mut rows = Vec::new();
     for (key, scenario) in all {

@@ -8,6 +8,7 @@ pub mod fixture;
 pub mod host;
 pub mod http_server;
 pub mod kafka;
+pub mod kafka_mock;
 pub mod logs;
 pub mod postgres;
 pub mod process;

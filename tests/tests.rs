@@ -22,6 +22,7 @@ mod http;
 mod http_methods;
 mod kafka;
 mod kafka_contract;
+mod kafka_outage;
 mod receipts;
 mod resilience;
 mod routing;

@@ -97,17 +97,6 @@ impl Broker {
         broker
     }
 
-    /// `127.0.0.1:PORT`.
-    pub fn bootstrap(&self) -> String {
-        format!("127.0.0.1:{}", self.port)
-    }
-
-    fn config(&self) -> ClientConfig {
-        let mut config = ClientConfig::new();
-        config.set("bootstrap.servers", self.bootstrap());
-        config
-    }
-
     /// Creates `topic` with `partitions` partitions.
     pub fn create_topic(&self, topic: &str, partitions: i32) {
         let admin: AdminClient<DefaultClientContext> =
@@ -121,10 +110,30 @@ impl Broker {
             result.unwrap_or_else(|(topic, error)| panic!("creating {topic}: {error}"));
         }
     }
+}
+
+impl Topics for Broker {
+    fn bootstrap(&self) -> String {
+        format!("127.0.0.1:{}", self.port)
+    }
+}
+
+/// Plain clients of a broker at [`Topics::bootstrap`]: feed its topics, read them back,
+/// ask what a group committed.
+pub trait Topics {
+    /// `127.0.0.1:PORT`.
+    fn bootstrap(&self) -> String;
+
+    /// A client's settings for this broker.
+    fn config(&self) -> ClientConfig {
+        let mut config = ClientConfig::new();
+        config.set("bootstrap.servers", self.bootstrap());
+        config
+    }
 
     /// Produces `records` (key, value) to `topic`, waiting for every acknowledgement;
     /// returns each record's (partition, offset), in order.
-    pub fn produce(&self, topic: &str, records: &[(String, Vec<u8>)]) -> Vec<(i32, i64)> {
+    fn produce(&self, topic: &str, records: &[(String, Vec<u8>)]) -> Vec<(i32, i64)> {
         self.produce_only(topic, records.iter().map(|(k, v)| (k.clone(), v.clone())));
         // Read back what was written: the positions the test knows, not the watermarks.
         let read = self.read(topic, records.len(), Duration::from_secs(30));
@@ -132,29 +141,23 @@ impl Broker {
     }
 
     /// Produces `records` (key, value) to `topic`, waiting for every acknowledgement.
-    pub fn produce_only(&self, topic: &str, records: impl IntoIterator<Item = (String, Vec<u8>)>) {
-        let producer: ThreadedProducer<DefaultProducerContext> = self
-            .config()
-            .set("enable.idempotence", "true")
-            .create()
-            .expect("a producer");
-        for (key, value) in records {
-            let mut record = BaseRecord::to(topic).key(key.as_bytes()).payload(&value);
-            loop {
-                match producer.send(record) {
-                    Ok(()) => break,
-                    Err((_, back)) => {
-                        record = back;
-                        std::thread::sleep(Duration::from_millis(5));
-                    }
-                }
-            }
-        }
+    fn produce_only(&self, topic: &str, records: impl IntoIterator<Item = (String, Vec<u8>)>) {
+        let producer = self.producer();
+        enqueue(&producer, topic, records);
         producer.flush(Duration::from_secs(120)).expect("flushes");
     }
 
+    /// An idempotent producer: what it is given waits in its queue while the broker is
+    /// unreachable (see [`enqueue`]).
+    fn producer(&self) -> ThreadedProducer<DefaultProducerContext> {
+        self.config()
+            .set("enable.idempotence", "true")
+            .create()
+            .expect("a producer")
+    }
+
     /// Reads `count` records of `topic` from the beginning (no group), within `timeout`.
-    pub fn read(&self, topic: &str, count: usize, timeout: Duration) -> Vec<Record> {
+    fn read(&self, topic: &str, count: usize, timeout: Duration) -> Vec<Record> {
         let mut read = 0;
         self.read_until(
             topic,
@@ -168,7 +171,7 @@ impl Broker {
 
     /// Reads `topic` from the beginning (no group), showing `enough` each new record,
     /// until it says that is enough, within `timeout`.
-    pub fn read_until(
+    fn read_until(
         &self,
         topic: &str,
         mut enough: impl FnMut(&Record) -> bool,
@@ -228,7 +231,7 @@ impl Broker {
     }
 
     /// The offsets `group` has committed for `topic`'s partitions.
-    pub fn committed(&self, group: &str, topic: &str, partitions: i32) -> BTreeMap<i32, i64> {
+    fn committed(&self, group: &str, topic: &str, partitions: i32) -> BTreeMap<i32, i64> {
         let consumer: BaseConsumer = self
             .config()
             .set("group.id", group)
@@ -254,6 +257,27 @@ impl Drop for Broker {
         // Slow to exit on SIGTERM, and its storage is memory: kill it.
         let _ = self.child.kill();
         let _ = self.child.wait();
+    }
+}
+
+/// Hands `records` (key, value) for `topic` to `producer`, waiting for room in its queue
+/// but not for the broker.
+pub fn enqueue(
+    producer: &ThreadedProducer<DefaultProducerContext>,
+    topic: &str,
+    records: impl IntoIterator<Item = (String, Vec<u8>)>,
+) {
+    for (key, value) in records {
+        let mut record = BaseRecord::to(topic).key(key.as_bytes()).payload(&value);
+        loop {
+            match producer.send(record) {
+                Ok(()) => break,
+                Err((_, back)) => {
+                    record = back;
+                    std::thread::sleep(Duration::from_millis(5));
+                }
+            }
+        }
     }
 }
 
