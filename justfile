@@ -1,15 +1,15 @@
 # Tasks for the onex runtime host. `just --list` shows them.
 
-# Run every test (what CI runs).
+# Run every test, installing what they need when it is missing (cargo xtask test, as CI).
 test:
-    cargo test
+    cargo xtask test
 
 # Format check, lints as errors, then the tests: run before every commit.
 check:
     cargo fmt --all -- --check
     cargo fmt --manifest-path crates/fuzz/Cargo.toml -- --check
-    cargo clippy --all-targets -- -D warnings
-    cargo test
+    cargo clippy --all-targets --workspace -- -D warnings
+    cargo xtask test
 
 # Fuzz one target or all for SECONDS each on stable (docs/DEVELOPMENT.md: Fuzzing).
 fuzz target="all" seconds="60":
