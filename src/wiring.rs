@@ -61,20 +61,32 @@ pub fn build_handler(handler_type: HandlerType) -> Box<dyn Handler> {
 }
 
 /// Builds the handler `entry` binds, set up as its `config` says (the http client's
-/// timeout, the db pool's size and statement timeout) and wrapped in the layers it asks
-/// for, timed by `clock`; without a `config`, the bare handler, held to each request's
-/// deadline.
-pub fn build_binding(entry: &HandlerEntry, clock: &Arc<dyn Clock>) -> Box<dyn Handler> {
+/// timeout, the db pool's size and statement timeout, the connection string from its
+/// `dsn_env` or `dsn_file`) and wrapped in the layers it asks for, timed by `clock`;
+/// without a `config`, the bare handler, held to each request's deadline. A connection
+/// string that cannot be read is an error naming the binding and its source, never the
+/// value.
+pub fn build_binding(
+    entry: &HandlerEntry,
+    clock: &Arc<dyn Clock>,
+) -> Result<Box<dyn Handler>, HostError> {
     let config = entry.config.as_ref();
     let handler: Box<dyn Handler> = match (entry.handler_type, config) {
         (HandlerType::Http, Some(config)) => Box::new(HttpHandler::with_timeout(config.timeout)),
-        (HandlerType::Db, Some(config)) => Box::new(HandlerDb::from_env().configured(
-            config.pool_size.unwrap_or(crate::handlers::db::POOL_SIZE),
-            Some(config.timeout),
-        )),
+        (HandlerType::Db, Some(config)) => {
+            let db = match &config.dsn {
+                Some(source) => HandlerDb::from_source(&entry.handler_type.to_string(), source)
+                    .map_err(HostError::Configuration)?,
+                None => HandlerDb::from_env(),
+            };
+            Box::new(db.configured(
+                config.pool_size.unwrap_or(crate::handlers::db::POOL_SIZE),
+                Some(config.timeout),
+            ))
+        }
         (handler_type, _) => build_handler(handler_type),
     };
-    layers::wrap(handler, config, clock)
+    Ok(layers::wrap(handler, config, clock))
 }
 
 /// Builds the event bus `config` describes for the host `name`, connecting nothing yet,
@@ -103,7 +115,7 @@ pub fn build_host(
     let mut runtime = NodeRuntime::new(stamp);
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
     for entry in &contract.handlers {
-        let handler = build_binding(entry, &clock);
+        let handler = build_binding(entry, &clock)?;
         log::info!("Registering handler: {}", handler.name());
         runtime.register_handler(handler)?;
     }

@@ -26,4 +26,5 @@ mod kafka_outage;
 mod receipts;
 mod resilience;
 mod routing;
+mod secrets;
 mod shutdown;

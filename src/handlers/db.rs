@@ -25,6 +25,7 @@
 //! `key=value` pairs work. Use an IP address rather than `localhost`: name lookups need
 //! `/etc/hosts`, which a static binary in an empty container does not have.
 
+mod dsn;
 mod error;
 mod options;
 mod payload;
@@ -96,6 +97,14 @@ impl HandlerDb {
             pool_size: pool::POOL_SIZE,
             pool: Mutex::new(None),
         })
+    }
+
+    /// A handler for the connection string `source` holds for the binding `binding`
+    /// (its `dsn_env` or `dsn_file`), read now: a missing, unreadable, empty or malformed
+    /// one is an error naming the binding and the source, never the value.
+    pub fn from_source(binding: &str, source: &crate::contract::DsnSource) -> Result<Self, String> {
+        let url = dsn::read(binding, source)?;
+        Self::new(&url).map_err(|reason| format!("binding '{binding}': the {source}: {reason}"))
     }
 
     /// This handler with at most `pool_size` connections and, when given, statements

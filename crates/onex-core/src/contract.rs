@@ -21,11 +21,12 @@ mod node;
 mod reach;
 mod registry;
 mod runtime;
+mod secrets;
 mod target;
 mod topic_name;
 mod yaml;
 
-pub use binding::{Backoff, BreakerPolicy, HandlerConfig, RetryPolicy};
+pub use binding::{Backoff, BreakerPolicy, DsnSource, HandlerConfig, RetryPolicy};
 pub use error::{ContractError, MAX_REPORTED_PROBLEMS, Problem};
 pub use event_bus::{DEFAULT_SESSION_TIMEOUT, EventBusConfig, KafkaConfig};
 pub use handler_source::{HANDLER_CONTRACT_FILE, HandlerContract, HandlerContractSource};

@@ -29,6 +29,29 @@ pub struct HandlerConfig {
     /// The most connections the db handler opens (`pool_size`, db only); `None`: the
     /// handler's default of 5.
     pub pool_size: Option<usize>,
+    /// Where the db handler reads its connection string (`dsn_env` or `dsn_file`, db
+    /// only); `None`: the default variables, `OMNIBASE_INFRA_DB_URL` then `DATABASE_URL`.
+    pub dsn: Option<DsnSource>,
+}
+
+/// Where a binding's connection string comes from: never the contract itself, which
+/// names only the variable or the file (the Kubernetes secret volume's shape).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum DsnSource {
+    /// The environment variable of this name (`dsn_env`).
+    Env(String),
+    /// The file at this path, read once at start-up (`dsn_file`).
+    File(std::path::PathBuf),
+}
+
+impl std::fmt::Display for DsnSource {
+    /// Names the source, never its value.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            DsnSource::Env(name) => write!(f, "environment variable {name}"),
+            DsnSource::File(path) => write!(f, "file {}", path.display()),
+        }
+    }
 }
 
 /// How a failed call is tried again (`retry_policy`).
@@ -90,6 +113,7 @@ impl Default for HandlerConfig {
             rate_limit_per_second: None,
             circuit_breaker: BreakerPolicy::default(),
             pool_size: None,
+            dsn: None,
         }
     }
 }
@@ -102,6 +126,8 @@ pub(super) struct RawConfig {
     rate_limit_per_second: Option<Spanned<u64>>,
     circuit_breaker: Option<Spanned<RawBreaker>>,
     pool_size: Option<Spanned<u64>>,
+    dsn_env: Option<Spanned<String>>,
+    dsn_file: Option<Spanned<String>>,
 }
 
 #[derive(Deserialize)]
@@ -175,7 +201,67 @@ pub(super) fn handler_config(
             );
         }
     }
+    config.dsn = dsn_source(raw, handler_type, problems);
     (problems.len() == before).then_some(config)
+}
+
+/// The checked `dsn_env` or `dsn_file`: db only, one of the two, a variable name in the
+/// shell's form, a non-empty path.
+fn dsn_source(
+    raw: &RawConfig,
+    handler_type: HandlerType,
+    problems: &mut Problems,
+) -> Option<DsnSource> {
+    let (env, file) = (raw.dsn_env.as_ref(), raw.dsn_file.as_ref());
+    let first = env.or(file)?;
+    if handler_type != HandlerType::Db {
+        problems.add(
+            line_of(&first.referenced),
+            format!("dsn_env and dsn_file are db settings, not ones of the {handler_type} handler"),
+            "only the db handler reads a connection string",
+            "remove dsn_env and dsn_file from this handler's config",
+        );
+        return None;
+    }
+    match (env, file) {
+        (Some(_), Some(file)) => {
+            problems.add(
+                line_of(&file.referenced),
+                "config sets both dsn_env and dsn_file",
+                "a binding reads its connection string from one place",
+                "keep dsn_env or dsn_file, not both",
+            );
+            None
+        }
+        (Some(env), None) => {
+            let name = env.value.as_str();
+            let shell_name = name.chars().next().is_some_and(|c| !c.is_ascii_digit())
+                && name
+                    .chars()
+                    .all(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || c == '_');
+            if shell_name {
+                return Some(DsnSource::Env(name.to_owned()));
+            }
+            problems.add(
+                line_of(&env.referenced),
+                format!("config.dsn_env '{name}' is not an environment variable's name"),
+                "dsn_env names the variable holding the connection string, e.g. ORDERS_DB_URL; the string itself never goes in a contract",
+                "set dsn_env to a name of capital letters, digits and '_'",
+            );
+            None
+        }
+        (None, Some(file)) if file.value.trim().is_empty() => {
+            problems.add(
+                line_of(&file.referenced),
+                "config.dsn_file is empty",
+                "dsn_file is the path of a file holding the connection string, e.g. /run/secrets/orders_db",
+                "set dsn_file to the secret file's path",
+            );
+            None
+        }
+        (None, Some(file)) => Some(DsnSource::File(file.value.clone().into())),
+        (None, None) => None,
+    }
 }
 
 fn retry_policy(retry: &Spanned<RawRetry>, problems: &mut Problems) -> RetryPolicy {

@@ -124,6 +124,7 @@ struct RawIoOperation {
 impl NodeContract {
     /// Parses and validates the node contract `text`, read from `file`.
     pub fn parse(text: &str, file: &Path) -> Result<NodeContract, ContractError> {
+        super::secrets::refuse_credentials(text, file)?;
         let raw: RawNode = yaml::parse(text, file)?;
         let mut problems = Problems::new(file);
         check_required(

@@ -17,6 +17,7 @@ use super::error::{ContractError, Problem, Problems};
 use super::event_bus::{EventBusConfig, RawEventBus, event_bus};
 use super::names::{check_required, check_schema_version, check_slug, handler_type};
 use super::node::NodeContract;
+use super::secrets;
 use super::yaml::{self, line_of};
 use crate::bus::Topic;
 use crate::shared::HandlerType;
@@ -111,6 +112,7 @@ impl RuntimeHostContract {
         file: &Path,
         env: &dyn Fn(&str) -> Option<String>,
     ) -> Result<RuntimeHostContract, ContractError> {
+        secrets::refuse_credentials(text, file)?;
         let raw: RawFile = yaml::parse(text, file)?;
         let mut problems = Problems::new(file);
         check_required(
