@@ -185,12 +185,16 @@ impl RuntimeHost {
     /// Initialises every handler once, subscribes to the input topic and starts the bus;
     /// the host is ready afterwards.
     pub async fn start(&self) -> Result<Subscription, HostError> {
-        for handler in self.runtime.handlers() {
+        for (binding, handler) in self.runtime.bindings() {
             handler.initialize().await.map_err(|source| {
-                HostError::Configuration(format!(
-                    "{} failed to initialise: {source}",
-                    handler.name()
-                ))
+                let name = handler.name();
+                // An unnamed binding keeps the message it had before bindings had names.
+                let named = if binding == handler.handler_type().as_str() {
+                    String::new()
+                } else {
+                    format!(" (binding {binding})")
+                };
+                HostError::Configuration(format!("{name}{named} failed to initialise: {source}"))
             })?;
         }
         let subscription = self.bus.subscribe(&self.input)?;
@@ -321,8 +325,11 @@ impl RuntimeHost {
             return;
         }
         self.set_state(HostState::Draining);
-        for handler in self.runtime.handlers() {
-            log::info!("Shutting down handler: {}", handler.name());
+        for (binding, handler) in self.runtime.bindings() {
+            log::info!(
+                "Shutting down handler: {} (binding {binding})",
+                handler.name()
+            );
             handler.shutdown().await;
         }
         self.bus.close();

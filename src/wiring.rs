@@ -75,7 +75,7 @@ pub fn build_binding(
         (HandlerType::Http, Some(config)) => Box::new(HttpHandler::with_timeout(config.timeout)),
         (HandlerType::Db, Some(config)) => {
             let db = match &config.dsn {
-                Some(source) => HandlerDb::from_source(&entry.handler_type.to_string(), source)
+                Some(source) => HandlerDb::from_source(entry.binding(), source)
                     .map_err(HostError::Configuration)?,
                 None => HandlerDb::from_env(),
             };
@@ -116,8 +116,12 @@ pub fn build_host(
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
     for entry in &contract.handlers {
         let handler = build_binding(entry, &clock)?;
-        log::info!("Registering handler: {}", handler.name());
-        runtime.register_handler(handler)?;
+        log::info!(
+            "Registering handler: {} (binding {})",
+            handler.name(),
+            entry.binding()
+        );
+        runtime.register_binding(entry.binding(), handler)?;
     }
     check_node_operations(contract, &runtime)?;
     for node in &contract.nodes {

@@ -145,15 +145,47 @@ fn an_unset_variable_or_a_missing_or_empty_file_stops_the_start_naming_it() {
     assert!(!stderr.contains("hunter2secret"), "{stderr}");
 }
 
-/// Serves `fixture` with `env`, runs a query that works and three that fail, and returns
-/// the database the working one reached, after checking that `secret` appears in no
-/// envelope, no handler report and no log line.
-fn serve_and_search(fixture: &Fixture, env: &[(&str, &str)], secret: &str) -> String {
+/// The node contract of `name`, running db.query and db.execute on the binding `binding`.
+fn db_node(name: &str, binding: &str) -> String {
+    format!(
+        "schema_version: \"1.1.0\"\nnode_version: \"1.0.0\"\nname: \"{name}\"\nnode_type: \"EFFECT_GENERIC\"\nio_operations:\n  - type: \"db\"\n    binding: \"{binding}\"\n    operations: [\"db.query\", \"db.execute\"]\n"
+    )
+}
+
+/// Two named db bindings, `orders_db` from a file and `billing_db` from a variable, each
+/// used by a node of its own.
+fn two_databases(orders_dsn: &str) -> Fixture {
+    Fixture::new()
+        .with(
+            "runtime/r.yaml",
+            "schema_version: \"1.1.0\"\nruntime:\n  name: \"secrets_host\"\n  version: \"1.0.0\"\n  event_bus:\n    kind: \"inmemory\"\n  handlers:\n    - type: \"db\"\n      name: \"orders_db\"\n      config:\n        dsn_file: \"secrets/orders_db\"\n    - type: \"db\"\n      name: \"billing_db\"\n      config:\n        dsn_env: \"BILLING_DB_URL\"\n  nodes:\n    - slug: \"orders_node\"\n    - slug: \"billing_node\"\n",
+        )
+        .with("runtime/nodes/orders_node.yaml", &db_node("orders_node", "orders_db"))
+        .with(
+            "runtime/nodes/billing_node.yaml",
+            &db_node("billing_node", "billing_db"),
+        )
+        .with("secrets/orders_db", &format!("{orders_dsn}\n"))
+}
+
+#[test]
+fn two_named_db_bindings_reach_their_own_database_and_the_password_stays_hidden() {
+    let cluster = PgCluster::start();
+    let mut admin = cluster.admin();
+    for database in ["orders", "billing"] {
+        admin
+            .batch_execute(&format!("CREATE DATABASE {database}"))
+            .expect("a database");
+    }
+    let dsn = |database: &str| cluster.url().replace("/postgres", &format!("/{database}"));
+    let secret = cluster.password.as_str();
+    let fixture = two_databases(&dsn("orders"));
+    let billing = dsn("billing");
     let daemon = Daemon::start(
         PRODUCTION,
         &["--listen", "127.0.0.1:0", "runtime/r.yaml"],
         fixture.root(),
-        env,
+        &[("BILLING_DB_URL", &billing)],
     );
     let post = |n: u32, node: &str, operation: &str, payload: &str| -> Value {
         let request = request_line(n, node, operation, payload);
@@ -164,70 +196,64 @@ fn serve_and_search(fixture: &Fixture, env: &[(&str, &str)], secret: &str) -> St
         );
         json_of(&body)
     };
-    let reached = post(
-        1,
-        "db_node",
-        "db.query",
-        r#"{"sql": "SELECT current_database() AS db"}"#,
-    );
-    assert_eq!(reached["success"], true, "{reached}");
+    let which = r#"{"sql": "SELECT current_database() AS db"}"#;
+    for (n, node, database) in [(1, "orders_node", "orders"), (2, "billing_node", "billing")] {
+        let reached = post(n, node, "db.query", which);
+        assert_eq!(reached["payload"]["rows"][0]["db"], database, "{reached}");
+    }
     let failures = [
         post(
-            2,
-            "db_node",
+            3,
+            "orders_node",
             "db.query",
             r#"{"sql": "SELECT * FROM no_such_table"}"#,
         ),
         post(
-            3,
-            "db_node",
+            4,
+            "billing_node",
             "db.execute",
             r#"{"sql": "SELECT $1", "parameters": []}"#,
         ),
-        post(4, "no_node", "db.query", r#"{"sql": "SELECT 1"}"#),
+        post(5, "no_node", "db.query", r#"{"sql": "SELECT 1"}"#),
     ];
     for failure in &failures {
         assert_eq!(failure["success"], false, "{failure}");
     }
+
     let (status, _, report) = http("GET", &daemon.url("/health/handlers"), vec![]);
     assert_eq!(status, 200);
-    assert!(report.contains(r#""handler_type":"db""#), "{report}");
     assert!(
         !report.contains(secret),
         "the handler report carries the secret: {report}"
     );
+    let report = json_of(&report);
+    let bindings: Vec<(Value, Value)> = report["handlers"]
+        .as_array()
+        .expect("a list")
+        .iter()
+        .map(|h| (h["binding"].clone(), h["health"]["database"].clone()))
+        .collect();
+    let at = |database: &str| Value::from(format!("127.0.0.1:{}/{database}", cluster.port));
+    assert_eq!(
+        bindings,
+        [
+            (Value::from("billing_db"), at("billing")),
+            (Value::from("orders_db"), at("orders"))
+        ]
+    );
+    let (_, _, ready) = http("GET", &daemon.url("/health/ready"), vec![]);
+    assert_eq!(
+        json_of(&ready)["components"],
+        serde_json::json!({"bus": true, "billing_db": true, "orders_db": true})
+    );
     daemon.signal("TERM");
     let (_, _, stderr) = daemon.exit();
-    assert!(stderr.contains("Registering handler"), "{stderr}");
+    assert!(
+        stderr.contains("Registering handler: HandlerDb (binding orders_db)"),
+        "{stderr}"
+    );
     assert!(
         !stderr.contains(secret),
         "the log carries the secret:\n{stderr}"
-    );
-    reached["payload"]["rows"][0]["db"]
-        .as_str()
-        .unwrap_or_default()
-        .to_owned()
-}
-
-#[test]
-fn a_real_postgresql_is_reached_through_dsn_file_and_dsn_env_and_the_password_stays_hidden() {
-    let cluster = PgCluster::start();
-    let mut admin = cluster.admin();
-    for database in ["orders", "billing"] {
-        admin
-            .batch_execute(&format!("CREATE DATABASE {database}"))
-            .expect("a database");
-    }
-    let dsn = |database: &str| cluster.url().replace("/postgres", &format!("/{database}"));
-
-    let fixture = host("        dsn_file: \"secrets/orders_db\"\n")
-        .with("secrets/orders_db", &format!("{}\n", dsn("orders")));
-    assert_eq!(serve_and_search(&fixture, &[], &cluster.password), "orders");
-
-    let fixture = host("        dsn_env: \"BILLING_DB_URL\"\n");
-    let billing = dsn("billing");
-    assert_eq!(
-        serve_and_search(&fixture, &[("BILLING_DB_URL", &billing)], &cluster.password),
-        "billing"
     );
 }

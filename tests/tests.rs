@@ -23,6 +23,7 @@ mod http_methods;
 mod kafka;
 mod kafka_contract;
 mod kafka_outage;
+mod named_bindings;
 mod receipts;
 mod resilience;
 mod routing;

@@ -49,16 +49,15 @@ impl RuntimeHost {
         let mut healthy = bus.healthy;
         let mut degraded = Vec::new();
         components.insert("bus".into(), Value::Bool(bus.healthy));
-        for handler in self.runtime.handlers() {
+        // Keyed by binding: an unnamed binding's name is its type's, as before bindings
+        // had names.
+        for (binding, handler) in self.runtime.bindings() {
             let report = health_of(handler).await;
             healthy &= report.healthy;
             if report.degraded {
-                degraded.push(handler.handler_type().to_string());
+                degraded.push(binding.to_owned());
             }
-            components.insert(
-                handler.handler_type().to_string(),
-                Value::Bool(report.healthy),
-            );
+            components.insert(binding.to_owned(), Value::Bool(report.healthy));
         }
         Readiness {
             ready: healthy && state == HostState::Ready,
@@ -71,9 +70,10 @@ impl RuntimeHost {
     /// Each handler's health and description, and the bus's health, as JSON.
     pub async fn handlers_report(&self) -> Value {
         let mut handlers = Vec::new();
-        for handler in self.runtime.handlers() {
+        for (binding, handler) in self.runtime.bindings() {
             let health = health_of(handler).await;
             handlers.push(json!({
+                "binding": binding,
                 "handler_type": handler.handler_type(),
                 "state": match (health.healthy, health.degraded) {
                     (false, _) => "unhealthy",
@@ -115,11 +115,10 @@ impl RuntimeHost {
         let _ = writeln!(out, "  input topic:  {}", self.input);
         let _ = writeln!(out, "  output topic: {}", self.output);
         let _ = writeln!(out, "handlers:");
-        for handler in self.runtime.handlers() {
+        for (binding, handler) in self.runtime.bindings() {
             let _ = writeln!(
                 out,
-                "  {} ({}): {}",
-                handler.handler_type(),
+                "  {binding} ({}): {}",
                 handler.name(),
                 handler.describe().supported_operations.join(", ")
             );
@@ -132,9 +131,13 @@ impl RuntimeHost {
                     .target
                     .as_ref()
                     .map_or(String::new(), |t| format!(" -> {t}"));
+                let binding = entry
+                    .binding
+                    .as_ref()
+                    .map_or(String::new(), |name| format!(" on {name}"));
                 let _ = writeln!(
                     out,
-                    "    {}: {}{target}",
+                    "    {}: {}{target}{binding}",
                     entry.handler_type,
                     entry.operations.join(", ")
                 );

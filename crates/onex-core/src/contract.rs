@@ -12,6 +12,7 @@
 //! fails ([`ContractError`]).
 
 mod binding;
+mod bindings;
 mod error;
 mod event_bus;
 mod handler_source;

@@ -3,6 +3,9 @@
 //! Routing follows docs/INTERFACE.md's five steps: (1) the envelope is a valid request,
 //! (2) its target node is hosted here, (3) the node's contract allows the operation (and,
 //! for HTTP, the URL), (4) a handler of that type is registered, (5) the handler runs it.
+//! Handlers are registered by binding name (schema 1.1.0; an unnamed binding's name is
+//! its type's): step 4 takes the binding the node's entry for the operation names, else
+//! the type's unnamed one, else the type's only one.
 //! Every outcome, success or failure, becomes exactly one response envelope.
 //!
 //! A request's `metadata.timeout_ms` becomes its deadline when routing starts (the
@@ -30,7 +33,9 @@ use crate::handler::{Attempts, Handler, HandlerRequest, HandlerType};
 
 /// Hosts node instances and the handlers they use; routes envelopes between them.
 pub struct NodeRuntime {
-    handlers: BTreeMap<HandlerType, Box<dyn Handler>>,
+    /// By binding name, in type order, each type's unnamed binding first (the order
+    /// reports list them in, as before bindings had names); a handful, so searched.
+    handlers: Vec<(String, Box<dyn Handler>)>,
     nodes: BTreeMap<String, NodeInstance>,
     stamp: Stamp,
 }
@@ -39,22 +44,51 @@ impl NodeRuntime {
     /// An empty runtime whose responses are stamped by `stamp`.
     pub fn new(stamp: Stamp) -> Self {
         NodeRuntime {
-            handlers: BTreeMap::new(),
+            handlers: Vec::new(),
             nodes: BTreeMap::new(),
             stamp,
         }
     }
 
-    /// Registers `handler`; a second handler of the same type is refused.
+    /// Registers `handler` as its type's unnamed binding; a second one is refused.
     pub fn register_handler(&mut self, handler: Box<dyn Handler>) -> Result<(), HostError> {
         let handler_type = handler.handler_type();
-        if self.handlers.contains_key(&handler_type) {
+        if self.binding(handler_type.as_str()).is_some() {
             return Err(HostError::Configuration(format!(
                 "a '{handler_type}' handler is already registered; MVP runs one handler per type"
             )));
         }
-        self.handlers.insert(handler_type, handler);
+        self.register_binding(handler_type.as_str(), handler)
+    }
+
+    /// Registers `handler` as the binding `binding`; a name taken is refused.
+    pub fn register_binding(
+        &mut self,
+        binding: &str,
+        handler: Box<dyn Handler>,
+    ) -> Result<(), HostError> {
+        if self.binding(binding).is_some() {
+            return Err(HostError::Configuration(format!(
+                "a handler binding named '{binding}' is already registered"
+            )));
+        }
+        self.handlers.push((binding.to_owned(), handler));
+        self.handlers.sort_by(|(a, x), (b, y)| {
+            let order = |name: &str, handler: &dyn Handler| {
+                let handler_type = handler.handler_type();
+                (handler_type, name != handler_type.as_str())
+            };
+            order(a, &**x).cmp(&order(b, &**y)).then_with(|| a.cmp(b))
+        });
         Ok(())
+    }
+
+    /// The handler registered as `binding`.
+    fn binding(&self, binding: &str) -> Option<&dyn Handler> {
+        self.handlers
+            .iter()
+            .find(|(name, _)| name == binding)
+            .map(|(_, handler)| &**handler)
     }
 
     /// Registers `node`; a second node with the same slug is refused.
@@ -69,9 +103,16 @@ impl NodeRuntime {
         Ok(())
     }
 
-    /// The registered handlers, in type order.
+    /// The registered handlers, in type order, each type's unnamed binding first.
     pub fn handlers(&self) -> impl Iterator<Item = &dyn Handler> {
-        self.handlers.values().map(|handler| &**handler)
+        self.handlers.iter().map(|(_, handler)| &**handler)
+    }
+
+    /// The registered handlers with their binding names, in the same order.
+    pub fn bindings(&self) -> impl Iterator<Item = (&str, &dyn Handler)> {
+        self.handlers
+            .iter()
+            .map(|(name, handler)| (name.as_str(), &**handler))
     }
 
     /// The registered nodes, in slug order.
@@ -154,20 +195,35 @@ impl NodeRuntime {
         node.handle(self, context, payload, request).await
     }
 
-    /// Steps 4 and 5: finds the handler for `context`'s handler type and runs `request`.
+    /// Steps 4 and 5: finds the handler for `context`'s handler type, the binding
+    /// `binding` when the node's entry names one, and runs `request`.
     pub async fn execute_with_handler(
         &self,
         context: &RequestContext,
+        binding: Option<&str>,
         request: HandlerRequest,
     ) -> Result<Option<Payload>, RequestError> {
         let requested = context.handler_type.as_deref().unwrap_or_default();
-        let found = HandlerType::from_name(requested)
-            .and_then(|handler_type| self.handlers.get(&handler_type));
+        let found = HandlerType::from_name(requested).and_then(|handler_type| {
+            let named = binding.and_then(|name| self.binding(name));
+            let unnamed = || self.binding(handler_type.as_str());
+            let only = || {
+                let mut of_type = self.handlers().filter(|h| h.handler_type() == handler_type);
+                of_type.next().filter(|_| of_type.next().is_none())
+            };
+            named
+                .or_else(unnamed)
+                .or_else(only)
+                .filter(|h| h.handler_type() == handler_type)
+        });
         let Some(handler) = found else {
+            let mut available: Vec<HandlerType> =
+                self.handlers().map(|h| h.handler_type()).collect();
+            available.dedup();
             return Err(RequestError::new(
                 ErrorKind::HandlerNotFound {
                     handler_type: requested.to_owned(),
-                    available: self.handlers.keys().copied().collect(),
+                    available,
                 },
                 ErrorContext::of(context),
             ));

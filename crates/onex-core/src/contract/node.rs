@@ -71,6 +71,10 @@ pub struct IoOperation {
     pub target: Option<Arc<HttpTarget>>,
     /// The entry's line in the node contract.
     pub line: Option<u64>,
+    /// The handler binding that performs them (`binding`, schema 1.1.0), by name;
+    /// `None`: the unnamed binding of `handler_type`. Loading the runtime contract fills
+    /// it in when the type's only binding is named.
+    pub binding: Option<String>,
 }
 
 /// A validated node contract.
@@ -119,6 +123,7 @@ struct RawIoOperation {
     handler_type: Option<Spanned<String>>,
     operations: Option<Vec<Spanned<String>>>,
     target: Option<Spanned<String>>,
+    binding: Option<Spanned<String>>,
 }
 
 impl NodeContract {
@@ -283,11 +288,25 @@ fn io_operation(
             None
         }
     };
+    let binding = raw.binding.as_ref().and_then(|binding| {
+        if version == Some(SchemaVersion::V1_0) {
+            problems.add(
+                line_of(&binding.referenced),
+                "an io_operations entry's binding is a schema 1.1.0 feature, and this contract is 1.0.0",
+                "schema 1.0.0 runs every operation on the one handler of its type",
+                "set schema_version: \"1.1.0\"",
+            );
+            return None;
+        }
+        check_slug("binding", binding, problems);
+        Some(binding.value.clone())
+    });
     Some(IoOperation {
         handler_type,
         operations,
         target,
         line,
+        binding,
     })
 }
 

@@ -12,21 +12,24 @@ use serde::Deserialize;
 use serde_saphyr::Spanned;
 
 use super::SchemaVersion;
-use super::binding::{HandlerConfig, RawConfig, handler_config};
+use super::binding::HandlerConfig;
+use super::bindings::{RawHandler, handler_entries, resolve_bindings};
 use super::error::{ContractError, Problem, Problems};
 use super::event_bus::{EventBusConfig, RawEventBus, event_bus};
-use super::names::{check_required, check_schema_version, check_slug, handler_type};
+use super::names::{check_required, check_schema_version, check_slug};
 use super::node::NodeContract;
 use super::secrets;
 use super::yaml::{self, line_of};
 use crate::bus::Topic;
 use crate::shared::HandlerType;
 
-/// A handler binding the contract enables: its type, its line and its settings.
+/// A handler binding the contract enables: its type, its name, its line and its settings.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct HandlerEntry {
     /// The handler's type.
     pub handler_type: HandlerType,
+    /// Its `name` (schema 1.1.0), a slug; `None` for the type's unnamed binding.
+    pub name: Option<String>,
     /// Its line in the runtime contract.
     pub line: Option<u64>,
     /// Its `config` (schema 1.1.0), defaults filled in; `None` when it has none: one
@@ -58,7 +61,7 @@ pub struct RuntimeHostContract {
     pub schema_version: SchemaVersion,
     /// The event bus the host runs on, with its settings.
     pub event_bus: EventBusConfig,
-    /// The handlers to register, one per type.
+    /// The handler bindings to register: per type, at most one unnamed, any named.
     pub handlers: Vec<HandlerEntry>,
     /// The nodes to host.
     pub nodes: Vec<NodeRef>,
@@ -83,12 +86,12 @@ struct RawRuntime {
     nodes: Option<Vec<Spanned<RawNodeRef>>>,
 }
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RawHandler {
-    #[serde(rename = "type")]
-    handler_type: Option<Spanned<String>>,
-    config: Option<Spanned<RawConfig>>,
+impl HandlerEntry {
+    /// The name the host knows this binding by: its `name`, else its type's (`db`).
+    /// Routing, health, logs and start-up errors use it.
+    pub fn binding(&self) -> &str {
+        self.name.as_deref().unwrap_or(self.handler_type.as_str())
+    }
 }
 
 #[derive(Deserialize)]
@@ -151,11 +154,12 @@ impl RuntimeHostContract {
             .as_ref()
             .and_then(|bus| event_bus(bus, schema_version, env, &mut problems));
         let handlers = handler_entries(runtime.handlers.as_deref(), schema_version, &mut problems);
-        let nodes = resolve_nodes(
+        let mut nodes = resolve_nodes(
             runtime.nodes.as_deref().unwrap_or_default(),
             file,
             &mut problems,
         );
+        resolve_bindings(&handlers, &mut nodes, &mut problems);
 
         let mut warnings = Problems::new(file);
         if runtime.handlers.as_ref().is_some_and(Vec::is_empty) {
@@ -213,58 +217,6 @@ impl RuntimeHostContract {
             EventBusConfig::InMemory => Topic::new(&format!("onex.{}.res.v1", self.name)),
         }
     }
-}
-
-fn handler_entries(
-    raw: Option<&[Spanned<RawHandler>]>,
-    version: SchemaVersion,
-    problems: &mut Problems,
-) -> Vec<HandlerEntry> {
-    let mut entries: Vec<HandlerEntry> = Vec::new();
-    for entry in raw.unwrap_or_default() {
-        let line = line_of(&entry.referenced);
-        let Some(name) = &entry.value.handler_type else {
-            check_required("a handlers entry", line, &[("type", false)], problems);
-            continue;
-        };
-        let Some(handler_type) = handler_type(name, problems) else {
-            continue;
-        };
-        if let Some(first) = entries.iter().find(|e| e.handler_type == handler_type) {
-            let first_line = first
-                .line
-                .map_or(String::new(), |l| format!(" (first at line {l})"));
-            problems.add(
-                line_of(&name.referenced),
-                format!("duplicate handler type '{handler_type}'{first_line}"),
-                "MVP runs one handler per type",
-                "remove the duplicate handler",
-            );
-            continue;
-        }
-        let config = match &entry.value.config {
-            None => None,
-            Some(config) if version == SchemaVersion::V1_0 => {
-                problems.add(
-                    line_of(&config.referenced),
-                    "a handler's config is a schema 1.1.0 feature, and this contract is 1.0.0",
-                    "schema 1.0.0 makes one call per request with the handler's own limits",
-                    "set schema_version: \"1.1.0\"",
-                );
-                continue;
-            }
-            Some(config) => match handler_config(&config.value, handler_type, problems) {
-                Some(config) => Some(config),
-                None => continue,
-            },
-        };
-        entries.push(HandlerEntry {
-            handler_type,
-            line,
-            config,
-        });
-    }
-    entries
 }
 
 fn resolve_nodes(

@@ -79,7 +79,15 @@ impl NodeInstance {
             deadline: admission.deadline,
             attempts: admission.attempts,
         };
-        runtime.execute_with_handler(context, request).await
+        // An operation appears in several entries only with targets; the first entry
+        // naming a binding picks it for all.
+        let binding = self
+            .contract
+            .entries_for(&request.operation)
+            .find_map(|entry| entry.binding.clone());
+        runtime
+            .execute_with_handler(context, binding.as_deref(), request)
+            .await
     }
 
     /// Step 3: the operation must be declared, and an HTTP URL must lie under a declared
