@@ -23,6 +23,7 @@ mod http_methods;
 mod kafka;
 mod kafka_contract;
 mod kafka_outage;
+mod lenient;
 mod named_bindings;
 mod receipts;
 mod resilience;

@@ -57,6 +57,8 @@ pub struct Options {
     pub listen: Option<SocketAddr>,
     /// Validate and print the wiring, then exit.
     pub dry_run: bool,
+    /// Unknown contract fields warn instead of failing (`--lenient`).
+    pub lenient: bool,
     /// How many requests may be handled at once.
     pub max_in_flight: usize,
     /// How long requests in flight may take to finish after SIGTERM.
@@ -125,6 +127,7 @@ pub fn parse(args: Vec<OsString>) -> Result<Command, UsageError> {
     }
     let stdin = args.contains("--stdin");
     let dry_run = args.contains("--dry-run");
+    let lenient = args.contains("--lenient");
     let log_level = match args
         .opt_value_from_str::<_, String>("--log-level")
         .map_err(malformed)?
@@ -211,6 +214,7 @@ pub fn parse(args: Vec<OsString>) -> Result<Command, UsageError> {
         stdin,
         listen,
         dry_run,
+        lenient,
         max_in_flight: usize::try_from(max_in_flight).unwrap_or(usize::MAX),
         shutdown_grace,
         request_timeout: Duration::from_secs(request_timeout),
@@ -276,6 +280,7 @@ mod tests {
                 stdin: true,
                 listen: None,
                 dry_run: false,
+                lenient: false,
                 max_in_flight: 1,
                 shutdown_grace: Duration::from_secs(30),
                 request_timeout: Duration::from_secs(30),

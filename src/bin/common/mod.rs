@@ -65,7 +65,7 @@ pub fn main(profile: Profile) -> ExitCode {
     // `block_on` would first poll the reactor, a round of system calls per wake-up.
     log::info!("Runtime host initializing...");
     log::info!("Loading contract: {}", options.contract.display());
-    let contract = match RuntimeHostContract::load(&options.contract) {
+    let contract = match RuntimeHostContract::load_with(&options.contract, options.lenient) {
         Ok(contract) => contract,
         Err(error) => {
             eprintln!("{error}");

@@ -129,8 +129,19 @@ struct RawIoOperation {
 impl NodeContract {
     /// Parses and validates the node contract `text`, read from `file`.
     pub fn parse(text: &str, file: &Path) -> Result<NodeContract, ContractError> {
+        Self::parse_with(text, file, false, &mut Vec::new())
+    }
+
+    /// As [`NodeContract::parse`]; with `lenient`, unknown fields are ignored and
+    /// recorded in `warnings`.
+    pub(super) fn parse_with(
+        text: &str,
+        file: &Path,
+        lenient: bool,
+        warnings: &mut Vec<super::Problem>,
+    ) -> Result<NodeContract, ContractError> {
         super::secrets::refuse_credentials(text, file)?;
-        let raw: RawNode = yaml::parse(text, file)?;
+        let raw: RawNode = yaml::parse_with(text, file, lenient, warnings)?;
         let mut problems = Problems::new(file);
         check_required(
             "the node contract",

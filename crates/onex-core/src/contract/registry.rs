@@ -14,6 +14,16 @@ impl NodeContract {
         Self::parse(&yaml::read(path)?, path)
     }
 
+    /// As [`NodeContract::load`]; with `lenient`, unknown fields are ignored and
+    /// recorded in `warnings`.
+    pub(super) fn load_with(
+        path: &Path,
+        lenient: bool,
+        warnings: &mut Vec<super::Problem>,
+    ) -> Result<NodeContract, ContractError> {
+        Self::parse_with(&yaml::read(path)?, path, lenient, warnings)
+    }
+
     /// Loads every node contract (`*.yaml`, `*.yml`) directly in `dir`, in name order,
     /// reporting the problems of every file; names must be unique.
     pub fn load_all(dir: &Path) -> Result<Vec<NodeContract>, ContractError> {

@@ -115,8 +115,21 @@ impl RuntimeHostContract {
         file: &Path,
         env: &dyn Fn(&str) -> Option<String>,
     ) -> Result<RuntimeHostContract, ContractError> {
+        Self::parse_lenient(text, file, env, false)
+    }
+
+    /// As [`RuntimeHostContract::parse_with_env`]; with `lenient` (`--lenient`), an
+    /// unknown field in this contract or a node contract is a warning, and ignored;
+    /// every other rule stays strict.
+    pub fn parse_lenient(
+        text: &str,
+        file: &Path,
+        env: &dyn Fn(&str) -> Option<String>,
+        lenient: bool,
+    ) -> Result<RuntimeHostContract, ContractError> {
         secrets::refuse_credentials(text, file)?;
-        let raw: RawFile = yaml::parse(text, file)?;
+        let mut ignored = Vec::new();
+        let raw: RawFile = yaml::parse_with(text, file, lenient, &mut ignored)?;
         let mut problems = Problems::new(file);
         check_required(
             "the contract",
@@ -157,6 +170,7 @@ impl RuntimeHostContract {
         let mut nodes = resolve_nodes(
             runtime.nodes.as_deref().unwrap_or_default(),
             file,
+            (lenient, &mut ignored),
             &mut problems,
         );
         resolve_bindings(&handlers, &mut nodes, &mut problems);
@@ -191,13 +205,23 @@ impl RuntimeHostContract {
             event_bus,
             handlers,
             nodes,
-            warnings: warnings.into_error().into_problems(),
+            warnings: ignored
+                .into_iter()
+                .chain(warnings.into_error().into_problems())
+                .collect(),
         })
     }
 
     /// Loads and validates the runtime contract at `path` and every node contract it names.
     pub fn load(path: &Path) -> Result<RuntimeHostContract, ContractError> {
         Self::parse(&yaml::read(path)?, path)
+    }
+
+    /// As [`RuntimeHostContract::load`]; with `lenient`, unknown fields warn instead of
+    /// failing (see [`RuntimeHostContract::parse_lenient`]).
+    pub fn load_with(path: &Path, lenient: bool) -> Result<RuntimeHostContract, ContractError> {
+        let env = |name: &str| std::env::var(name).ok();
+        Self::parse_lenient(&yaml::read(path)?, path, &env, lenient)
     }
 
     /// The topic the host consumes requests from: Kafka's configured input, else
@@ -219,9 +243,12 @@ impl RuntimeHostContract {
     }
 }
 
+/// The nodes `refs` name, their contracts loaded (with `lenient`, unknown fields added
+/// to the warnings beside it).
 fn resolve_nodes(
     refs: &[Spanned<RawNodeRef>],
     file: &Path,
+    (lenient, warnings): (bool, &mut Vec<Problem>),
     problems: &mut Problems,
 ) -> Vec<NodeRef> {
     let base = match file.parent() {
@@ -256,7 +283,7 @@ fn resolve_nodes(
         ) else {
             continue;
         };
-        match NodeContract::load(&path) {
+        match NodeContract::load_with(&path, lenient, warnings) {
             Ok(contract) if contract.name != slug.value => problems.add(
                 line,
                 format!(

@@ -103,6 +103,80 @@ pub(super) fn parse<T: DeserializeOwned>(text: &str, file: &Path) -> Result<T, C
         .map_err(|error| ContractError::new(vec![problem_of(error.without_snippet(), file)]))
 }
 
+/// As [`parse`], except that with `lenient` (`--lenient`) an unknown field is ignored
+/// and recorded in `warnings` instead of failing. A prohibited field stays an error, as
+/// does every other rule. The field is ignored by blanking its lines (the key's line and
+/// the more indented lines under it) and parsing again, so every line number stays
+/// true; an unknown key that does not stand alone at the start of its line (flow style,
+/// or a list item's first key) cannot be blanked, and stays an error.
+pub(super) fn parse_with<T: DeserializeOwned>(
+    text: &str,
+    file: &Path,
+    lenient: bool,
+    warnings: &mut Vec<Problem>,
+) -> Result<T, ContractError> {
+    if !lenient {
+        return parse(text, file);
+    }
+    let mut text = text.to_owned();
+    loop {
+        let error = match serde_saphyr::from_str(&text) {
+            Ok(value) => return Ok(value),
+            Err(error) => error,
+        };
+        let error = error.without_snippet();
+        let problem = problem_of(error, file);
+        let blanked = match error {
+            serde_saphyr::Error::SerdeUnknownField { field, .. }
+                if !PROHIBITED_FIELDS.iter().any(|(name, _)| name == field) =>
+            {
+                problem.line.and_then(|line| blank_key(&text, line, field))
+            }
+            _ => None,
+        };
+        let Some(blanked) = blanked else {
+            return Err(ContractError::new(vec![problem]));
+        };
+        text = blanked;
+        warnings.push(Problem {
+            message: format!("{} (ignored: --lenient)", problem.message),
+            action: "remove or rename it; without --lenient the contract is refused".to_owned(),
+            ..problem
+        });
+    }
+}
+
+/// `text` with the key `field` at `line` (1-based) and the lines nested under it
+/// replaced by empty lines, if the key starts that line.
+fn blank_key(text: &str, line: u64, field: &str) -> Option<String> {
+    let mut lines: Vec<&str> = text.split('\n').collect();
+    let at = usize::try_from(line).ok()?.checked_sub(1)?;
+    let key_line = *lines.get(at)?;
+    let indent = key_line.len() - key_line.trim_start().len();
+    let key = key_line.trim_start();
+    let unquoted = key
+        .strip_prefix(field)
+        .or_else(|| key.strip_prefix(&format!("\"{field}\"")))
+        .or_else(|| key.strip_prefix(&format!("'{field}'")))?;
+    if !unquoted.trim_start().starts_with(':') {
+        return None;
+    }
+    lines[at] = "";
+    for next in lines.iter_mut().skip(at + 1) {
+        let content = next.trim_start();
+        let nested = content.is_empty()
+            || content.starts_with('#')
+            || next.len() - content.len() > indent
+            // A block sequence may sit at its key's own indentation.
+            || (next.len() - content.len() == indent && content.starts_with("- "));
+        if !nested {
+            break;
+        }
+        *next = "";
+    }
+    Some(lines.join("\n"))
+}
+
 fn problem_of(error: &serde_saphyr::Error, file: &Path) -> Problem {
     let location = error.location();
     let line = location.as_ref().and_then(line_of);

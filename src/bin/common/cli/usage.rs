@@ -24,6 +24,8 @@ Options:
                         /health/handlers, /metrics
   --dry-run             load and validate the contract and every node contract it
                         names, print what would be wired, and exit
+  --lenient             unknown contract fields warn (and are ignored) instead of
+                        failing; every other rule stays strict
   --max-in-flight N     handle up to N requests at once (default 1: one at a time, in
                         order; at most {max_in_flight}); input waits while N are in flight
   --shutdown-grace SECS after SIGTERM/SIGINT, how long requests in flight may take to
