@@ -62,12 +62,15 @@ fn millis(duration: std::time::Duration) -> u64 {
     u64::try_from(duration.as_millis()).unwrap_or(u64::MAX)
 }
 
-/// `handler` wrapped in the layers `config` asks for (none: the deadline alone), on `clock`.
+/// `handler`, the binding `binding`, wrapped in the layers `config` asks for (none: the
+/// deadline alone), on `clock`; the layers' logs name the binding when it is named.
 pub fn wrap(
     handler: Box<dyn Handler>,
+    binding: &str,
     config: Option<&HandlerConfig>,
     clock: &Arc<dyn Clock>,
 ) -> Box<dyn Handler> {
+    let named = Some(binding).filter(|name| *name != handler.handler_type().as_str());
     let Some(config) = config else {
         return Box::new(timeout::Timeout::new(handler, None, Arc::clone(clock)));
     };
@@ -76,10 +79,11 @@ pub fn wrap(
         Some(config.timeout),
         Arc::clone(clock),
     ));
-    handler = Box::new(breaker::Breaker::new(
+    handler = Box::new(breaker::Breaker::named(
         handler,
         config.circuit_breaker,
         Arc::clone(clock),
+        named,
     ));
     if let Some(rate) = config.rate_limit_per_second {
         handler = Box::new(rate_limit::RateLimit::new(
@@ -90,12 +94,15 @@ pub fn wrap(
         ));
     }
     if config.retry.max_retries > 0 {
-        handler = Box::new(retry::Retry::new(
-            handler,
-            config.retry,
-            Arc::clone(clock),
-            Jitter::from_time(),
-        ));
+        handler = Box::new(
+            retry::Retry::new(
+                handler,
+                config.retry,
+                Arc::clone(clock),
+                Jitter::from_time(),
+            )
+            .for_binding(binding),
+        );
     }
     handler
 }

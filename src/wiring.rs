@@ -86,7 +86,7 @@ pub fn build_binding(
         }
         (handler_type, _) => build_handler(handler_type),
     };
-    Ok(layers::wrap(handler, config, clock))
+    Ok(layers::wrap(handler, entry.binding(), config, clock))
 }
 
 /// Builds the event bus `config` describes for the host `name`, connecting nothing yet,

@@ -34,7 +34,7 @@ fn runtime(url: &str) -> Arc<NodeRuntime> {
         .expect("a valid URL")
         .configured(2, Some(config.timeout));
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
-    let handler = layers::wrap(Box::new(handler), Some(&config), &clock);
+    let handler = layers::wrap(Box::new(handler), "db", Some(&config), &clock);
     Arc::new(runtime_with(handler, NODE))
 }
 

@@ -28,6 +28,8 @@ pub struct Breaker {
 }
 
 struct Shared {
+    /// What the logs call the handler: its name, and its binding's when named.
+    label: Arc<str>,
     policy: BreakerPolicy,
     clock: Arc<dyn Clock>,
     state: Mutex<State>,
@@ -46,9 +48,25 @@ enum State {
 impl Breaker {
     /// `inner`, cut off as `policy` says, timed by `clock`.
     pub fn new(inner: Box<dyn Handler>, policy: BreakerPolicy, clock: Arc<dyn Clock>) -> Self {
+        Self::named(inner, policy, clock, None)
+    }
+
+    /// As [`Breaker::new`], its logs naming the binding `binding` (two bindings of a
+    /// type trip apart, and the log must say which).
+    pub fn named(
+        inner: Box<dyn Handler>,
+        policy: BreakerPolicy,
+        clock: Arc<dyn Clock>,
+        binding: Option<&str>,
+    ) -> Self {
+        let label = match binding {
+            Some(binding) => format!("{} (binding {binding})", inner.name()),
+            None => inner.name().to_owned(),
+        };
         Breaker {
             inner: Arc::from(inner),
             shared: Arc::new(Shared {
+                label: label.into(),
                 policy,
                 clock,
                 state: Mutex::new(State::Closed { failures: 0 }),
@@ -78,7 +96,8 @@ impl Shared {
     }
 
     /// Records a call's outcome.
-    fn record(&self, failed: bool, trial: bool, name: &str) {
+    fn record(&self, failed: bool, trial: bool) {
+        let name = &self.label;
         let mut state = self.state();
         let reopen = State::Open {
             until: self.clock.now() + self.policy.reset_timeout,
@@ -146,7 +165,7 @@ impl Handler for Breaker {
             let result = inner.execute(request).await;
             guard.done = true;
             let failed = fault_of(handler_type, &result).is_some();
-            shared.record(failed, trial, inner.name());
+            shared.record(failed, trial);
             result
         })
     }
@@ -193,6 +212,21 @@ mod tests {
             reset_timeout: Duration::from_secs(10),
         };
         Breaker::new(script.handler(), policy, clock.clone())
+    }
+
+    #[test]
+    fn its_logs_name_a_named_binding() {
+        let clock = ManualClock::new();
+        let script = Script::of(HandlerType::Db, &clock, Vec::new());
+        let name = script.handler().name();
+        assert_eq!(&*breaker(&script, &clock).shared.label, name);
+        let named = Breaker::named(
+            script.handler(),
+            BreakerPolicy::default(),
+            clock.clone(),
+            Some("orders_db"),
+        );
+        assert_eq!(&*named.shared.label, format!("{name} (binding orders_db)"));
     }
 
     #[test]

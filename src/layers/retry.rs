@@ -27,6 +27,8 @@ use crate::health::HealthReport;
 /// A handler whose safe, transient failures are retried.
 pub struct Retry {
     inner: Arc<dyn Handler>,
+    /// The binding the retry logs name: its name, else its handler type's.
+    binding: Arc<str>,
     policy: RetryPolicy,
     clock: Arc<dyn Clock>,
     jitter: Arc<Jitter>,
@@ -41,11 +43,21 @@ impl Retry {
         jitter: Jitter,
     ) -> Self {
         Retry {
+            binding: inner.handler_type().as_str().into(),
             inner: Arc::from(inner),
             policy,
             clock,
             jitter: Arc::new(jitter),
         }
+    }
+}
+
+impl Retry {
+    /// This layer, its logs naming the binding `binding`.
+    #[must_use]
+    pub fn for_binding(mut self, binding: &str) -> Self {
+        self.binding = binding.into();
+        self
     }
 }
 
@@ -55,6 +67,7 @@ impl Handler for Retry {
     fn execute(&self, request: HandlerRequest) -> Boxed<Result<Option<Payload>, HandlerError>> {
         let (inner, policy) = (Arc::clone(&self.inner), self.policy);
         let (clock, jitter) = (Arc::clone(&self.clock), Arc::clone(&self.jitter));
+        let binding = Arc::clone(&self.binding);
         Box::pin(async move {
             let handler_type = inner.handler_type();
             let mut calls = 1;
@@ -72,6 +85,7 @@ impl Handler for Retry {
                     correlation_id:% = request.correlation_id,
                     envelope_id:? = request.envelope_id,
                     handler_type:% = handler_type,
+                    binding = &*binding,
                     operation = request.operation.as_str(),
                     attempt = calls,
                     delay_ms = wait.as_millis() as u64;
