@@ -8,6 +8,7 @@ mod api;
 mod api_limits;
 mod architecture;
 mod binding_config;
+mod chaos_db;
 mod cli;
 mod contracts;
 mod db;
