@@ -48,6 +48,11 @@ bench *scenarios:
 bench-static *scenarios:
     . .ci/musl-env && cargo bench --bench suite --target x86_64-unknown-linux-musl -- {{scenarios}}
 
+# The soak (not in CI): SECONDS of 1 MiB payloads through the API, 1 in 10 failing; the
+# host's RSS sampled, flat and under 128 MiB (bench/soak.rs).
+soak seconds="600":
+    SOAK_SECONDS={{seconds}} cargo bench --bench suite -- s
+
 # Instructions per local.echo envelope through --stdin, under callgrind (bench/callgrind.sh).
 callgrind:
     cargo build --release --bin omninode-runtime-host-dev

@@ -12,7 +12,9 @@
 # valgrind and python3. `CALLGRIND_KEEP=DIR` keeps the callgrind.out files there
 # (`callgrind_annotate` reads them; a profile with names needs a build that keeps its
 # symbols: `CARGO_PROFILE_RELEASE_STRIP=false CARGO_PROFILE_RELEASE_DEBUG=line-tables-only
-# cargo build --release --target-dir target/symbols`).
+# cargo build --release --target-dir target/symbols`). `CALLGRIND_CONFIG=defaults` gives
+# the local binding an empty `config` (schema 1.1.0): every layer at its defaults around
+# the same handler, so the difference from a run without it is what the layers cost.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 binary=$(realpath "${1:-$root/target/release/omninode-runtime-host-dev}")
@@ -22,8 +24,13 @@ trap 'rm -rf "$work"' EXIT
 
 # The contract bench a writes (bench/measure.rs, `contract`).
 mkdir -p "$work/runtime" "$work/nodes"
-cat >"$work/runtime/r.yaml" <<'EOF'
-schema_version: "1.0.0"
+if [ "${CALLGRIND_CONFIG:-}" = defaults ]; then
+    schema=1.1.0 config='      config: {}'
+else
+    schema=1.0.0 config=''
+fi
+cat >"$work/runtime/r.yaml" <<EOF
+schema_version: "$schema"
 runtime:
   name: "bench"
   version: "1.0.0"
@@ -31,6 +38,7 @@ runtime:
     kind: "inmemory"
   handlers:
     - type: "local"
+$config
   nodes:
     - slug: "echo_node"
 EOF

@@ -16,6 +16,8 @@
 //! - l. kafka work sharing: three hosts of one group beside one, each request waiting 5 ms
 //!   for its upstream (bench/kafka_sharing.rs).
 //!
+//! - s. the soak, only when asked for (`just soak`; bench/soak.rs).
+//!
 //! `just bench ad` runs only scenarios a and d.
 //!
 //! The machines are shared and noisy: compare ratios. Each run of a figure is divided by
@@ -39,6 +41,7 @@ mod postgres;
 #[allow(dead_code)]
 mod process;
 mod scenarios;
+mod soak;
 
 /// A scenario: given the number of runs, its report rows.
 type Scenario = fn(usize) -> Vec<Row>;
@@ -82,6 +85,10 @@ fn main() {
         if only.as_deref().is_none_or(|o| o.contains(key)) {
             rows.extend(scenario(reps));
         }
+    }
+    // Minutes long: never part of the whole suite.
+    if only.as_deref().is_some_and(|o| o.contains('s')) {
+        rows.extend(soak::soak(reps));
     }
     println!("| scenario | figure | baseline | ratio (range) | target | met |");
     println!("| --- | --- | --- | --- | --- | --- |");

@@ -8,6 +8,8 @@ mod api;
 mod api_limits;
 mod architecture;
 mod binding_config;
+mod chaos_db;
+mod chaos_http;
 mod cli;
 mod contracts;
 mod db;
