@@ -1,5 +1,5 @@
 //! The contract loader with arbitrary text, read as a node, a handler and a runtime-host
-//! contract.
+//! contract (strictly, and with `--lenient`).
 //!
 //! Properties: parsing never panics, never hangs (libFuzzer's `-timeout`), and a contract
 //! refused says why: at least one problem, each with a message, a hint and an action.
@@ -21,6 +21,13 @@ fuzz_target!(|data: &[u8]| {
         Path::new("handler_contract.yaml"),
     ));
     check(RuntimeHostContract::parse(text, runtime_file()));
+    // --lenient re-parses after blanking each unknown field's lines.
+    check(RuntimeHostContract::parse_lenient(
+        text,
+        runtime_file(),
+        &|_| None,
+        true,
+    ));
 });
 
 fn check<T>(parsed: Result<T, ContractError>) {

@@ -69,11 +69,14 @@ fn password_key(line: &str) -> Option<String> {
         let colon = rest.find(':')?;
         let before = &rest[..colon];
         let after = &rest[colon + 1..];
+        // Past the last character that cannot be in a key, whatever its width in bytes.
         let key_start = before
-            .rfind(|c: char| {
+            .char_indices()
+            .rev()
+            .find(|&(_, c)| {
                 !(c.is_ascii_alphanumeric() || c == '_' || c == '-' || c == '"' || c == '\'')
             })
-            .map_or(0, |at| at + 1);
+            .map_or(0, |(at, c)| at + c.len_utf8());
         let key = before[key_start..].trim_matches(|c| c == '"' || c == '\'');
         let lead = before[..key_start].trim_end_matches([' ', '\t']);
         let key_position = lead.is_empty()
@@ -127,6 +130,16 @@ mod tests {
     fn refuses_password_keys_urls_with_passwords_and_dsns() {
         let text = "a: 1\n  password: x\n- db_password: y\n{user: u, password: z}\nurl: \"https://u:p@h/x\"\ndsn: postgresql://h/db\nkw: host=h password=p\n";
         assert_eq!(refused_lines(text), [2, 3, 4, 5, 6, 7].map(Some).to_vec());
+    }
+
+    #[test]
+    fn a_multi_byte_character_before_a_key_is_not_cut() {
+        // Found by the contract fuzz target: the key's start was taken one byte past a
+        // two-byte character, inside it, and slicing there panicked.
+        assert_eq!(
+            refused_lines(" ۍetry_policy: 1\n  password: x\n"),
+            [Some(2)]
+        );
     }
 
     #[test]

@@ -13,7 +13,7 @@ use serde::de::DeserializeOwned;
 use serde_saphyr::{Location, MessageFormatter};
 
 use super::PROHIBITED_FIELDS;
-use super::error::{ContractError, Problem, Problems};
+use super::error::{ContractError, MAX_REPORTED_PROBLEMS, Problem, Problems};
 
 /// The 1-based line of `location`, if it is known.
 pub(super) fn line_of(location: &Location) -> Option<u64> {
@@ -119,6 +119,7 @@ pub(super) fn parse_with<T: DeserializeOwned>(
         return parse(text, file);
     }
     let mut text = text.to_owned();
+    let mut ignored = 0;
     loop {
         let error = match serde_saphyr::from_str(&text) {
             Ok(value) => return Ok(value),
@@ -137,6 +138,21 @@ pub(super) fn parse_with<T: DeserializeOwned>(
         let Some(blanked) = blanked else {
             return Err(ContractError::new(vec![problem]));
         };
+        // Each ignored field costs a parse of the whole text again: past the reporting
+        // limit, a contract of many unknown fields is refused rather than parsed that
+        // many times.
+        ignored += 1;
+        if ignored > MAX_REPORTED_PROBLEMS {
+            return Err(ContractError::new(vec![Problem {
+                message: format!(
+                    "more than {MAX_REPORTED_PROBLEMS} unknown fields (ignored: --lenient)"
+                ),
+                hint: "--lenient ignores a few unknown fields, not a contract of them".to_owned(),
+                action: "remove the unknown fields, or check that this is the right file"
+                    .to_owned(),
+                ..problem
+            }]));
+        }
         text = blanked;
         warnings.push(Problem {
             message: format!("{} (ignored: --lenient)", problem.message),
@@ -228,4 +244,48 @@ fn unknown_field(field: &str, expected: &[&str]) -> (String, String, String) {
         hint,
         format!("remove or rename '{field}' (contracts are strict)"),
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(serde::Deserialize)]
+    #[serde(deny_unknown_fields)]
+    struct Known {
+        #[allow(dead_code)]
+        name: String,
+    }
+
+    fn lenient(text: &str) -> (Result<Known, ContractError>, usize) {
+        let mut warnings = Vec::new();
+        let parsed = parse_with(text, Path::new("c.yaml"), true, &mut warnings);
+        (parsed, warnings.len())
+    }
+
+    #[test]
+    fn lenient_ignores_unknown_fields_with_a_warning_each() {
+        let (parsed, warnings) = lenient("name: a\nextra: 1\nmore:\n  nested: 2\n");
+        assert!(parsed.is_ok());
+        assert_eq!(warnings, 2);
+    }
+
+    #[test]
+    fn lenient_refuses_more_unknown_fields_than_it_reports() {
+        let mut text = String::from("name: a\n");
+        for n in 0..=MAX_REPORTED_PROBLEMS {
+            text.push_str(&format!("unknown_{n}: 1\n"));
+        }
+        let (parsed, _) = lenient(&text);
+        let Err(error) = parsed else {
+            panic!("{} unknown fields were ignored", MAX_REPORTED_PROBLEMS + 1);
+        };
+        assert!(
+            error.problems()[0]
+                .message
+                .contains("more than 100 unknown fields"),
+            "{}",
+            error.problems()[0].message
+        );
+    }
 }
