@@ -5,8 +5,9 @@
 //! handler's configuration. Every error names the binding and the variable or the file,
 //! never the value: start-up errors are printed, and the value is a password's carrier.
 
-use std::fs::File;
-use std::io::Read;
+use std::fs::OpenOptions;
+use std::io::{self, Read};
+use std::os::unix::fs::OpenOptionsExt;
 
 use crate::contract::DsnSource;
 
@@ -33,8 +34,19 @@ pub(super) fn read(binding: &str, source: &DsnSource) -> Result<String, String> 
         },
         DsnSource::File(path) => {
             let mut text = String::new();
-            let read = File::open(path)
-                .and_then(|file| file.take(MAX_DSN_FILE_BYTES + 1).read_to_string(&mut text));
+            // Opened without waiting (a FIFO with no writer would hold start-up forever)
+            // and checked on the descriptor, as contract files are: only a regular file
+            // (a Kubernetes secret volume's links lead to one) is read.
+            let read = OpenOptions::new()
+                .read(true)
+                .custom_flags(libc::O_NONBLOCK)
+                .open(path)
+                .and_then(|file| {
+                    if !file.metadata()?.is_file() {
+                        return Err(io::Error::other("not a regular file"));
+                    }
+                    file.take(MAX_DSN_FILE_BYTES + 1).read_to_string(&mut text)
+                });
             match read {
                 Ok(_) if text.len() as u64 > MAX_DSN_FILE_BYTES => {
                     return Err(format!(
@@ -65,4 +77,28 @@ pub(super) fn read(binding: &str, source: &DsnSource) -> Result<String, String> 
         ));
     }
     Ok(value.to_owned())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_fifo_or_a_directory_is_refused_without_waiting_for_a_writer() {
+        let dir = tempfile::tempdir().expect("a directory");
+        let fifo = dir.path().join("secret");
+        let made = std::process::Command::new("mkfifo")
+            .arg(&fifo)
+            .status()
+            .expect("mkfifo runs");
+        assert!(made.success());
+        for path in [fifo, dir.path().to_path_buf()] {
+            let error = read("orders_db", &DsnSource::File(path)).unwrap_err();
+            assert!(
+                error.contains("not a regular file") || error.contains("directory"),
+                "{error}"
+            );
+            assert!(error.contains("binding 'orders_db'"), "{error}");
+        }
+    }
 }
