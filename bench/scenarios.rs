@@ -74,9 +74,22 @@ pub fn no_io(reps: usize) -> Vec<Row> {
     });
     let input = dir.path().join("requests.jsonl");
     std::fs::write(&input, &text).expect("the requests");
+    // The same host with every layer at its defaults around the handler (schema 1.1.0,
+    // an empty `config`): what the timeout, breaker and retry layers cost.
+    let layered = "runtime/layered.yaml";
+    let plain = std::fs::read_to_string(dir.path().join(&contract)).expect("the contract");
+    let with_config = plain
+        .replacen("schema_version: \"1.0.0\"", "schema_version: \"1.1.0\"", 1)
+        .replacen(
+            "- type: \"local\"\n",
+            "- type: \"local\"\n      config: {}\n",
+            1,
+        );
+    std::fs::write(dir.path().join(layered), with_config).expect("the layered contract");
 
     let stamp = Stamp::system();
     let (mut ceiling, mut host, mut cpu) = (Vec::new(), Vec::new(), Vec::new());
+    let mut with_layers = Vec::new();
     for _ in 0..reps {
         let started = Instant::now();
         let mut bytes = 0usize;
@@ -98,8 +111,15 @@ pub fn no_io(reps: usize) -> Vec<Row> {
         assert_eq!(run.responses, COUNT);
         host.push(rate(COUNT, run.wall));
         cpu.push(run.cpu.as_secs_f64() * 1e6 / COUNT as f64);
+
+        let args = ["--stdin", "--log-level", "warn", layered];
+        let run = run_stdin(DEVELOPMENT, &args, dir.path(), &input, &[]);
+        assert_eq!(run.responses, COUNT);
+        with_layers.push(rate(COUNT, run.wall));
     }
     let ratio = Ratio::of_pairs(&host, &ceiling);
+    let layers_ratio = Ratio::of_pairs(&with_layers, &host);
+    let with_layers = median(&mut with_layers);
     let (ceiling, host, cpu) = (median(&mut ceiling), median(&mut host), median(&mut cpu));
     vec![
         Row {
@@ -109,6 +129,14 @@ pub fn no_io(reps: usize) -> Vec<Row> {
             met: Some(ratio.median >= 0.6),
             ratio: Some(ratio),
             target: ">= 60% of serde",
+        },
+        Row {
+            scenario: "a. the same, every layer at its defaults (config: {})",
+            figure: format!("{} env/s", thousands(with_layers)),
+            baseline: format!("no config: {} env/s", thousands(host)),
+            met: Some(layers_ratio.median >= 0.98),
+            ratio: Some(layers_ratio),
+            target: ">= 98% (layers cost < 2%)",
         },
         Row {
             scenario: "a. CPU per envelope",

@@ -1,5 +1,7 @@
 //! Cross-cutting behaviour around any handler, in the shape of tower's layers: each
-//! wrapper implements [`Handler`] around an inner one, and the handlers never know.
+//! wrapper implements [`Handler`] around an inner one, and the handlers never know. As
+//! tower's services do, each is generic over what it wraps ([`Layered`]), so that a call
+//! through a whole stack costs one allocation, not one per layer.
 //!
 //! | layer | what it does |
 //! | --- | --- |
@@ -10,14 +12,15 @@
 //!
 //! [`wrap`] stacks them, outermost first, in that order: a retry is a new call, so it
 //! passes the limiter and the breaker again and is timed on its own; the limiter's
-//! refusals never reach the breaker, which counts only what the dependency did. The wiring wraps every handler: one without a
-//! `config` gets the timeout layer alone, which then holds requests to their deadline
+//! refusals never reach the breaker, which counts only what the dependency did. The
+//! wiring wraps every handler: one without a `config` gets the timeout layer alone, which then holds requests to their deadline
 //! only. The verdict on a call (`verdict`) is the one place that reads a handler's
 //! results for the layers.
 
 /// The [`Handler`] methods a layer passes to its `inner` handler unchanged: its type,
-/// name and lifecycle are the inner handler's. (Its description too, with the layer's
-/// own settings added to `limits`: each layer writes that one itself.)
+/// name, lifecycle and whether it has a dependency are the inner handler's. (Its
+/// description too, with the layer's own settings added to `limits`: each layer writes
+/// that one itself.)
 macro_rules! forward_to_inner {
     () => {
         fn handler_type(&self) -> $crate::handler::HandlerType {
@@ -37,6 +40,10 @@ macro_rules! forward_to_inner {
         fn shutdown(&self) -> futures_lite::future::Boxed<()> {
             self.inner.shutdown()
         }
+
+        fn has_dependency(&self) -> bool {
+            self.inner.has_dependency()
+        }
     };
 }
 
@@ -50,12 +57,39 @@ mod verdict;
 #[cfg(test)]
 mod script;
 
+use std::future::Future;
 use std::sync::Arc;
 
+use futures_lite::future::Boxed;
+
 use crate::contract::HandlerConfig;
-use crate::handler::Handler;
+use crate::envelope::Payload;
+use crate::handler::{Handler, HandlerError, HandlerRequest};
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use retry::Jitter;
+
+/// What a call returns.
+pub type Outcome = Result<Option<Payload>, HandlerError>;
+
+/// What a layer wraps, in the shape of tower's `Service`: a call whose future has its
+/// own type rather than a box, so that a stack of layers allocates once per call, at
+/// its top, instead of once per layer.
+pub trait Layered: Handler + 'static {
+    /// The future of one call.
+    type Call: Future<Output = Outcome> + Send + Unpin + 'static;
+
+    /// Starts a call, as [`Handler::execute`] does without boxing it.
+    fn call(&self, request: HandlerRequest) -> Self::Call;
+}
+
+/// A handler at the bottom of a stack: its calls come boxed.
+impl Layered for Box<dyn Handler> {
+    type Call = Boxed<Outcome>;
+
+    fn call(&self, request: HandlerRequest) -> Self::Call {
+        self.execute(request)
+    }
+}
 
 /// `duration` in whole milliseconds, for a description's limits.
 fn millis(duration: std::time::Duration) -> u64 {
@@ -74,35 +108,29 @@ pub fn wrap(
     let Some(config) = config else {
         return Box::new(timeout::Timeout::new(handler, None, Arc::clone(clock)));
     };
-    let mut handler: Box<dyn Handler> = Box::new(timeout::Timeout::new(
-        handler,
-        Some(config.timeout),
-        Arc::clone(clock),
-    ));
-    handler = Box::new(breaker::Breaker::named(
-        handler,
-        config.circuit_breaker,
-        Arc::clone(clock),
-        named,
-    ));
-    if let Some(rate) = config.rate_limit_per_second {
-        handler = Box::new(rate_limit::RateLimit::new(
-            handler,
-            rate,
-            config.timeout,
-            Arc::clone(clock),
-        ));
+    let timed = timeout::Timeout::new(handler, Some(config.timeout), Arc::clone(clock));
+    let guarded = breaker::Breaker::named(timed, config.circuit_breaker, Arc::clone(clock), named);
+    match config.rate_limit_per_second {
+        Some(rate) => {
+            let limited =
+                rate_limit::RateLimit::new(guarded, rate, config.timeout, Arc::clone(clock));
+            retried(limited, config, binding, clock)
+        }
+        None => retried(guarded, config, binding, clock),
     }
-    if config.retry.max_retries > 0 {
-        handler = Box::new(
-            retry::Retry::new(
-                handler,
-                config.retry,
-                Arc::clone(clock),
-                Jitter::from_time(),
-            )
-            .for_binding(binding),
-        );
+}
+
+/// `inner`, boxed, in a retry layer if `config` retries at all. Each shape of stack is a
+/// type of its own, so that no box comes between its layers.
+fn retried<I: Layered>(
+    inner: I,
+    config: &HandlerConfig,
+    binding: &str,
+    clock: &Arc<dyn Clock>,
+) -> Box<dyn Handler> {
+    if config.retry.max_retries == 0 {
+        return Box::new(inner);
     }
-    handler
+    let jitter = Jitter::from_time();
+    Box::new(retry::Retry::new(inner, config.retry, Arc::clone(clock), jitter).for_binding(binding))
 }

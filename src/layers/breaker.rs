@@ -8,22 +8,27 @@
 //! shows the dependency working and resets the count. While the circuit is not closed,
 //! the health report says `degraded`: the handler is up and other calls may work.
 
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
+use std::task::{Context, Poll, ready};
 use std::time::Instant;
 
-use futures_lite::future::{self, Boxed};
+use futures_lite::future::Boxed;
 
 use super::clock::Clock;
-use super::millis;
 use super::verdict::fault_of;
+use super::{Layered, Outcome, millis};
 use crate::contract::BreakerPolicy;
-use crate::envelope::Payload;
-use crate::handler::{Description, Handler, HandlerError, HandlerRequest};
+use crate::handler::{Description, Handler, HandlerError, HandlerRequest, HandlerType};
 use crate::health::HealthReport;
 
 /// A handler that stops calling its dependency while it fails.
-pub struct Breaker {
-    inner: Arc<dyn Handler>,
+pub struct Breaker<I> {
+    inner: I,
+    /// The inner handler's type, asked once: the verdict on a call depends on it.
+    handler_type: HandlerType,
     shared: Arc<Shared>,
 }
 
@@ -33,6 +38,10 @@ struct Shared {
     policy: BreakerPolicy,
     clock: Arc<dyn Clock>,
     state: Mutex<State>,
+    /// `state` is `Closed { failures: 0 }`, as of its last change: while it is, a call
+    /// is admitted and a success recorded without taking the lock. Written only with
+    /// the lock held.
+    clean: AtomicBool,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -45,16 +54,16 @@ enum State {
     HalfOpen,
 }
 
-impl Breaker {
+impl<I: Layered> Breaker<I> {
     /// `inner`, cut off as `policy` says, timed by `clock`.
-    pub fn new(inner: Box<dyn Handler>, policy: BreakerPolicy, clock: Arc<dyn Clock>) -> Self {
+    pub fn new(inner: I, policy: BreakerPolicy, clock: Arc<dyn Clock>) -> Self {
         Self::named(inner, policy, clock, None)
     }
 
     /// As [`Breaker::new`], its logs naming the binding `binding` (two bindings of a
     /// type trip apart, and the log must say which).
     pub fn named(
-        inner: Box<dyn Handler>,
+        inner: I,
         policy: BreakerPolicy,
         clock: Arc<dyn Clock>,
         binding: Option<&str>,
@@ -64,12 +73,14 @@ impl Breaker {
             None => inner.name().to_owned(),
         };
         Breaker {
-            inner: Arc::from(inner),
+            handler_type: inner.handler_type(),
+            inner,
             shared: Arc::new(Shared {
                 label: label.into(),
                 policy,
                 clock,
                 state: Mutex::new(State::Closed { failures: 0 }),
+                clean: AtomicBool::new(true),
             }),
         }
     }
@@ -84,11 +95,14 @@ impl Shared {
 
     /// Whether a call may go now, and whether it is the trial.
     fn admit(&self) -> Option<bool> {
+        if self.clean.load(Ordering::Acquire) {
+            return Some(false);
+        }
         let mut state = self.state();
         match *state {
             State::Closed { .. } => Some(false),
             State::Open { until } if self.clock.now() >= until => {
-                *state = State::HalfOpen;
+                self.set(&mut state, State::HalfOpen);
                 Some(true)
             }
             State::Open { .. } | State::HalfOpen => None,
@@ -97,17 +111,21 @@ impl Shared {
 
     /// Records a call's outcome.
     fn record(&self, failed: bool, trial: bool) {
+        // A success while the circuit is clean leaves it so.
+        if !failed && !trial && self.clean.load(Ordering::Acquire) {
+            return;
+        }
         let name = &self.label;
         let mut state = self.state();
-        let reopen = State::Open {
+        let reopen = || State::Open {
             until: self.clock.now() + self.policy.reset_timeout,
         };
-        *state = match (*state, failed) {
+        let next = match (*state, failed) {
             (_, false) if trial => {
                 log::info!("{name}: the trial call succeeded; circuit closed");
                 State::Closed { failures: 0 }
             }
-            (_, true) if trial => reopen,
+            (_, true) if trial => reopen(),
             (State::Closed { failures }, true) => {
                 let failures = failures + 1;
                 if failures >= self.policy.failure_threshold {
@@ -115,7 +133,7 @@ impl Shared {
                         "{name}: {failures} failed calls in a row; circuit open for {} ms",
                         self.policy.reset_timeout.as_millis()
                     );
-                    reopen
+                    reopen()
                 } else {
                     State::Closed { failures }
                 }
@@ -124,50 +142,113 @@ impl Shared {
             // A call admitted before the circuit opened changes nothing now.
             (other, _) => other,
         };
+        self.set(&mut state, next);
+    }
+
+    /// Moves the circuit, whose lock is `state`, to `next`.
+    fn set(&self, state: &mut State, next: State) {
+        *state = next;
+        let clean = next == State::Closed { failures: 0 };
+        self.clean.store(clean, Ordering::Release);
     }
 }
 
 /// Reopens the circuit at once if a trial call is dropped unfinished, so that the next
 /// call is the trial instead of the circuit staying half-open forever.
-struct Trial<'a> {
-    shared: &'a Shared,
+struct Trial {
+    shared: Arc<Shared>,
     done: bool,
 }
 
-impl Drop for Trial<'_> {
+impl Trial {
+    /// The trial call ended: its outcome is recorded instead.
+    fn finish(mut self) {
+        self.done = true;
+    }
+}
+
+impl Drop for Trial {
     fn drop(&mut self) {
         if !self.done {
-            *self.shared.state() = State::Open {
-                until: self.shared.clock.now(),
-            };
+            let shared = &self.shared;
+            let until = shared.clock.now();
+            shared.set(&mut shared.state(), State::Open { until });
         }
     }
 }
 
-impl Handler for Breaker {
-    forward_to_inner!();
+/// A call the circuit let through, or refused.
+pub struct Guarded<F>(Admission<F>);
 
-    fn execute(&self, request: HandlerRequest) -> Boxed<Result<Option<Payload>, HandlerError>> {
-        let handler_type = self.inner.handler_type();
-        let Some(trial) = self.shared.admit() else {
+enum Admission<F> {
+    /// The call, and the circuit it reports to when it ends.
+    Admitted {
+        call: F,
+        shared: Arc<Shared>,
+        handler_type: HandlerType,
+        /// Set for the trial call: reopens the circuit if the call is dropped unfinished.
+        trial: Option<Trial>,
+    },
+    /// The circuit is open: this error, once.
+    Refused(Option<HandlerError>),
+}
+
+impl<F: Future<Output = Outcome> + Unpin> Future for Guarded<F> {
+    type Output = Outcome;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Outcome> {
+        match &mut self.get_mut().0 {
+            Admission::Admitted {
+                call,
+                shared,
+                handler_type,
+                trial,
+            } => {
+                let outcome = ready!(Pin::new(call).poll(cx));
+                let was_trial = trial.take().map(Trial::finish).is_some();
+                shared.record(fault_of(*handler_type, &outcome).is_some(), was_trial);
+                Poll::Ready(outcome)
+            }
+            Admission::Refused(error) => Poll::Ready(Err(error
+                .take()
+                .unwrap_or_else(|| HandlerError::execution("circuit open")))),
+        }
+    }
+}
+
+impl<I: Layered> Layered for Breaker<I> {
+    type Call = Guarded<I::Call>;
+
+    fn call(&self, request: HandlerRequest) -> Self::Call {
+        let handler_type = self.handler_type;
+        let Some(is_trial) = self.shared.admit() else {
             let message = format!(
                 "circuit open: the {handler_type} handler's dependency is failing; calls resume with one trial call within {} ms",
                 self.shared.policy.reset_timeout.as_millis()
             );
-            return Box::pin(future::ready(Err(HandlerError::execution(message))));
+            return Guarded(Admission::Refused(Some(HandlerError::execution(message))));
         };
-        let (inner, shared) = (Arc::clone(&self.inner), Arc::clone(&self.shared));
-        Box::pin(async move {
-            let mut guard = Trial {
-                shared: &shared,
-                done: !trial,
-            };
-            let result = inner.execute(request).await;
-            guard.done = true;
-            let failed = fault_of(handler_type, &result).is_some();
-            shared.record(failed, trial);
-            result
+        let shared = Arc::clone(&self.shared);
+        // Made now rather than when the call is first polled: a trial dropped before it
+        // ran must reopen the circuit too.
+        let trial = is_trial.then(|| Trial {
+            shared: Arc::clone(&shared),
+            done: false,
+        });
+        Guarded(Admission::Admitted {
+            call: self.inner.call(request),
+            shared,
+            handler_type,
+            trial,
         })
+    }
+}
+
+impl<I: Layered> Handler for Breaker<I> {
+    forward_to_inner!();
+
+    fn execute(&self, request: HandlerRequest) -> Boxed<Outcome> {
+        Box::pin(self.call(request))
     }
 
     fn describe(&self) -> Description {
@@ -206,7 +287,7 @@ mod tests {
     use crate::layers::clock::ManualClock;
     use crate::layers::script::{Script, Step, request};
 
-    fn breaker(script: &Script, clock: &Arc<ManualClock>) -> Breaker {
+    fn breaker(script: &Script, clock: &Arc<ManualClock>) -> Breaker<Box<dyn Handler>> {
         let policy = BreakerPolicy {
             failure_threshold: 3,
             reset_timeout: Duration::from_secs(10),
@@ -313,5 +394,29 @@ mod tests {
         );
         assert!(clock.run(trial).is_ok());
         assert_eq!(script.calls(), 4);
+    }
+
+    #[test]
+    fn a_trial_dropped_before_it_ran_lets_the_next_call_be_the_trial() {
+        let clock = ManualClock::new();
+        let steps = vec![
+            Step::Fail(Fault::Lost),
+            Step::Fail(Fault::Lost),
+            Step::Fail(Fault::Lost),
+            Script::ok(),
+            Script::ok(),
+        ];
+        let script = Script::new(&clock, steps);
+        let breaker = breaker(&script, &clock);
+        for _ in 0..3 {
+            let _ = clock.run(breaker.execute(request("local.echo")));
+        }
+        clock.advance(Duration::from_secs(10));
+        drop(breaker.execute(request("local.echo")));
+        assert!(clock.run(breaker.execute(request("local.echo"))).is_ok());
+        let report = clock.run(breaker.health_check());
+        assert_eq!(report.details["circuit"], "closed");
+        // Closed and clean again: calls pass without the lock, and still count failures.
+        assert!(breaker.shared.clean.load(Ordering::Acquire));
     }
 }

@@ -9,19 +9,22 @@
 //! the time a request may wait, so the calls waiting are never more than `rate` times
 //! that: no unbounded queue.
 
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
-use futures_lite::future::{self, Boxed};
+use futures_lite::future::Boxed;
 
 use super::clock::Clock;
-use crate::envelope::Payload;
+use super::{Layered, Outcome};
 use crate::handler::{Description, Handler, HandlerError, HandlerRequest};
 use crate::health::HealthReport;
 
 /// A handler called at most `rate` times a second.
-pub struct RateLimit {
-    inner: Arc<dyn Handler>,
+pub struct RateLimit<I> {
+    inner: Arc<I>,
     rate: f64,
     budget: Duration,
     clock: Arc<dyn Clock>,
@@ -36,19 +39,14 @@ struct Bucket {
     at: Instant,
 }
 
-impl RateLimit {
+impl<I: Layered> RateLimit<I> {
     /// `inner`, called at most `rate` times a second; a call waits for a token at most
     /// `budget` when its request has no deadline.
-    pub fn new(
-        inner: Box<dyn Handler>,
-        rate: u32,
-        budget: Duration,
-        clock: Arc<dyn Clock>,
-    ) -> Self {
+    pub fn new(inner: I, rate: u32, budget: Duration, clock: Arc<dyn Clock>) -> Self {
         let rate = f64::from(rate.max(1));
         let at = clock.now();
         RateLimit {
-            inner: Arc::from(inner),
+            inner: Arc::new(inner),
             rate,
             budget,
             clock,
@@ -79,20 +77,43 @@ impl RateLimit {
     }
 }
 
-impl Handler for RateLimit {
-    forward_to_inner!();
+/// A call with its token: made at once, after a wait for the token, or refused.
+pub struct Metered<F>(Turn<F>);
 
-    fn execute(&self, request: HandlerRequest) -> Boxed<Result<Option<Payload>, HandlerError>> {
+enum Turn<F> {
+    Now(F),
+    Later(Boxed<Outcome>),
+    Refused(Option<HandlerError>),
+}
+
+impl<F: Future<Output = Outcome> + Unpin> Future for Metered<F> {
+    type Output = Outcome;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Outcome> {
+        match &mut self.get_mut().0 {
+            Turn::Now(call) => Pin::new(call).poll(cx),
+            Turn::Later(call) => call.as_mut().poll(cx),
+            Turn::Refused(error) => Poll::Ready(Err(error
+                .take()
+                .unwrap_or_else(|| HandlerError::execution("rate limit reached")))),
+        }
+    }
+}
+
+impl<I: Layered> Layered for RateLimit<I> {
+    type Call = Metered<I::Call>;
+
+    fn call(&self, request: HandlerRequest) -> Self::Call {
         let now = self.clock.now();
         let until = request.deadline.unwrap_or(now + self.budget);
-        match self.take(now, until) {
-            Ok(wait) if wait.is_zero() => self.inner.execute(request),
+        Metered(match self.take(now, until) {
+            Ok(wait) if wait.is_zero() => Turn::Now(self.inner.call(request)),
             Ok(wait) => {
                 let (inner, sleep) = (Arc::clone(&self.inner), self.clock.sleep_until(now + wait));
-                Box::pin(async move {
+                Turn::Later(Box::pin(async move {
                     sleep.await;
-                    inner.execute(request).await
-                })
+                    inner.call(request).await
+                }))
             }
             Err(wait) => {
                 let left = until.saturating_duration_since(now);
@@ -102,9 +123,17 @@ impl Handler for RateLimit {
                     wait.as_millis(),
                     left.as_millis()
                 );
-                Box::pin(future::ready(Err(HandlerError::execution(message))))
+                Turn::Refused(Some(HandlerError::execution(message)))
             }
-        }
+        })
+    }
+}
+
+impl<I: Layered> Handler for RateLimit<I> {
+    forward_to_inner!();
+
+    fn execute(&self, request: HandlerRequest) -> Boxed<Outcome> {
+        Box::pin(self.call(request))
     }
 
     fn describe(&self) -> Description {

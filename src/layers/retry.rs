@@ -16,17 +16,19 @@ use std::time::{Duration, SystemTime};
 use futures_lite::future::Boxed;
 
 use super::clock::Clock;
-use super::millis;
 use super::timeout::fits;
 use super::verdict::{fault_of, retryable};
+use super::{Layered, Outcome, millis};
 use crate::contract::{Backoff, RetryPolicy};
 use crate::envelope::Payload;
 use crate::handler::{Description, Handler, HandlerError, HandlerRequest};
 use crate::health::HealthReport;
 
 /// A handler whose safe, transient failures are retried.
-pub struct Retry {
-    inner: Arc<dyn Handler>,
+pub struct Retry<I> {
+    inner: Arc<I>,
+    /// Whether the inner handler has a dependency (else it is never retried), asked once.
+    calls_out: bool,
     /// The binding the retry logs name: its name, else its handler type's.
     binding: Arc<str>,
     policy: RetryPolicy,
@@ -34,17 +36,13 @@ pub struct Retry {
     jitter: Arc<Jitter>,
 }
 
-impl Retry {
+impl<I: Layered> Retry<I> {
     /// `inner`, retried as `policy` says, waiting on `clock`, jittered by `jitter`.
-    pub fn new(
-        inner: Box<dyn Handler>,
-        policy: RetryPolicy,
-        clock: Arc<dyn Clock>,
-        jitter: Jitter,
-    ) -> Self {
+    pub fn new(inner: I, policy: RetryPolicy, clock: Arc<dyn Clock>, jitter: Jitter) -> Self {
         Retry {
+            calls_out: inner.has_dependency(),
             binding: inner.handler_type().as_str().into(),
-            inner: Arc::from(inner),
+            inner: Arc::new(inner),
             policy,
             clock,
             jitter: Arc::new(jitter),
@@ -52,7 +50,7 @@ impl Retry {
     }
 }
 
-impl Retry {
+impl<I> Retry<I> {
     /// This layer, its logs naming the binding `binding`.
     #[must_use]
     pub fn for_binding(mut self, binding: &str) -> Self {
@@ -61,10 +59,15 @@ impl Retry {
     }
 }
 
-impl Handler for Retry {
+impl<I: Layered> Handler for Retry<I> {
     forward_to_inner!();
 
-    fn execute(&self, request: HandlerRequest) -> Boxed<Result<Option<Payload>, HandlerError>> {
+    fn execute(&self, request: HandlerRequest) -> Boxed<Outcome> {
+        // A retry needs a copy of the request, kept from before the first call; a handler
+        // without a dependency never fails in a way that is retried.
+        if !self.calls_out {
+            return self.inner.execute(request);
+        }
         let (inner, policy) = (Arc::clone(&self.inner), self.policy);
         let (clock, jitter) = (Arc::clone(&self.clock), Arc::clone(&self.jitter));
         let binding = Arc::clone(&self.binding);
@@ -72,7 +75,7 @@ impl Handler for Retry {
             let handler_type = inner.handler_type();
             let mut calls = 1;
             loop {
-                let result = inner.execute(request.clone()).await;
+                let result = inner.call(request.clone()).await;
                 let fault = fault_of(handler_type, &result);
                 let again = calls <= policy.max_retries
                     && retryable(fault, &request.operation, &request.payload);
@@ -206,7 +209,11 @@ mod tests {
         }
     }
 
-    fn retry(script: &Script, clock: &Arc<ManualClock>, max_retries: u32) -> Retry {
+    fn retry(
+        script: &Script,
+        clock: &Arc<ManualClock>,
+        max_retries: u32,
+    ) -> Retry<Box<dyn Handler>> {
         Retry::new(
             script.handler(),
             policy(max_retries),

@@ -5,76 +5,136 @@
 //! `statement_timeout`); this layer is the backstop that holds for any handler, and the
 //! only one that knows the request's deadline. Past it, the call's future is dropped,
 //! which cancels it as far as the handler's protocol allows (the [`Handler`] rules).
+//!
+//! The binding's limit runs from the moment the call first waits: a call that answers
+//! as soon as it is polled (the local handler's) takes no timer and no reading of the
+//! clock, which would otherwise be most of what this layer costs it.
 
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
+use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
-use futures_lite::future::{self, Boxed};
+use futures_lite::future::Boxed;
 
 use super::clock::Clock;
-use super::millis;
-use crate::envelope::Payload;
-use crate::handler::{Description, Fault, Handler, HandlerError, HandlerRequest};
+use super::{Layered, Outcome, millis};
+use crate::handler::{Description, Fault, Handler, HandlerError, HandlerRequest, HandlerType};
 use crate::health::HealthReport;
 
 /// A handler whose calls end at the first of its limit and the request's deadline.
-pub struct Timeout {
-    inner: Arc<dyn Handler>,
+pub struct Timeout<I> {
+    inner: I,
+    /// The inner handler's type, asked once: the errors name it.
+    handler_type: HandlerType,
     limit: Option<Duration>,
     clock: Arc<dyn Clock>,
 }
 
-impl Timeout {
+impl<I: Layered> Timeout<I> {
     /// `inner`, its calls cut at `limit` (`None`: only at the request's deadline).
-    pub fn new(inner: Box<dyn Handler>, limit: Option<Duration>, clock: Arc<dyn Clock>) -> Self {
+    pub fn new(inner: I, limit: Option<Duration>, clock: Arc<dyn Clock>) -> Self {
         Timeout {
-            inner: Arc::from(inner),
+            handler_type: inner.handler_type(),
+            inner,
             limit,
             clock,
         }
     }
 }
 
-impl Handler for Timeout {
+/// A call under a time limit.
+pub struct Limited<F> {
+    /// The call; `None` when the request's deadline had passed before it was made.
+    call: Option<F>,
+    limit: Option<Duration>,
+    deadline: Option<Instant>,
+    handler_type: HandlerType,
+    clock: Arc<dyn Clock>,
+    /// Once the call has waited: the timer, and whether it is the request's deadline.
+    timer: Option<(Boxed<()>, bool)>,
+}
+
+impl<F: Future<Output = Outcome> + Unpin> Future for Limited<F> {
+    type Output = Outcome;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Outcome> {
+        let this = self.get_mut();
+        let Some(call) = &mut this.call else {
+            return Poll::Ready(Err(this.expired(true)));
+        };
+        if let Poll::Ready(outcome) = Pin::new(call).poll(cx) {
+            return Poll::Ready(outcome);
+        }
+        if this.timer.is_none() {
+            let now = this.clock.now();
+            let limit = this.limit.and_then(|limit| now.checked_add(limit));
+            // The request's deadline wins only when it comes first: then running out of
+            // time is the request's doing, not the dependency's.
+            let (until, by_request) = match (limit, this.deadline) {
+                (Some(limit), Some(deadline)) if deadline < limit => (deadline, true),
+                (Some(limit), _) => (limit, false),
+                (None, Some(deadline)) => (deadline, true),
+                (None, None) => return Poll::Pending,
+            };
+            this.timer = Some((this.clock.sleep_until(until), by_request));
+        }
+        let Some((timer, by_request)) = &mut this.timer else {
+            return Poll::Pending;
+        };
+        let by_request = *by_request;
+        match timer.as_mut().poll(cx) {
+            Poll::Ready(()) => Poll::Ready(Err(this.expired(by_request))),
+            Poll::Pending => Poll::Pending,
+        }
+    }
+}
+
+impl<F> Limited<F> {
+    /// The error of a call cut short, by the request's deadline or the binding's limit.
+    fn expired(&self, by_request: bool) -> HandlerError {
+        let handler_type = self.handler_type;
+        if by_request {
+            HandlerError::execution(format!(
+                "the request's deadline (metadata.timeout_ms) passed before the {handler_type} handler answered"
+            ))
+        } else {
+            let ms = self.limit.unwrap_or_default().as_millis();
+            let message =
+                format!("the {handler_type} handler did not answer within {ms} ms (timeout_ms)");
+            HandlerError::dependency(Fault::Lost, message, None)
+        }
+    }
+}
+
+impl<I: Layered> Layered for Timeout<I> {
+    type Call = Limited<I::Call>;
+
+    fn call(&self, request: HandlerRequest) -> Self::Call {
+        let deadline = request.deadline;
+        // A request already past its deadline is not made at all.
+        let late = deadline.is_some_and(|deadline| deadline <= self.clock.now());
+        Limited {
+            call: (!late).then(|| self.inner.call(request)),
+            limit: self.limit,
+            deadline,
+            handler_type: self.handler_type,
+            clock: Arc::clone(&self.clock),
+            timer: None,
+        }
+    }
+}
+
+impl<I: Layered> Handler for Timeout<I> {
     forward_to_inner!();
 
-    fn execute(&self, request: HandlerRequest) -> Boxed<Result<Option<Payload>, HandlerError>> {
-        let now = self.clock.now();
-        let limit = self.limit.and_then(|limit| now.checked_add(limit));
-        // The request's deadline wins only when it comes first: then running out of time
-        // is the request's doing, not the dependency's.
-        let (until, by_request) = match (limit, request.deadline) {
-            (None, None) => return self.inner.execute(request),
-            (Some(limit), Some(deadline)) if deadline < limit => (deadline, true),
-            (Some(limit), _) => (limit, false),
-            (None, Some(deadline)) => (deadline, true),
-        };
-        let handler_type = self.inner.handler_type();
-        let expired = move |limit: Option<Duration>| {
-            if by_request {
-                HandlerError::execution(format!(
-                    "the request's deadline (metadata.timeout_ms) passed before the {handler_type} handler answered"
-                ))
-            } else {
-                let ms = limit.unwrap_or_default().as_millis();
-                let message = format!(
-                    "the {handler_type} handler did not answer within {ms} ms (timeout_ms)"
-                );
-                HandlerError::dependency(Fault::Lost, message, None)
-            }
-        };
-        if until <= now {
-            return Box::pin(future::ready(Err(expired(self.limit))));
+    fn execute(&self, request: HandlerRequest) -> Boxed<Outcome> {
+        // Without a limit of either kind there is nothing to time.
+        if self.limit.is_none() && request.deadline.is_none() {
+            return self.inner.execute(request);
         }
-        let (call, sleep, limit) = (
-            self.inner.execute(request),
-            self.clock.sleep_until(until),
-            self.limit,
-        );
-        Box::pin(future::or(call, async move {
-            sleep.await;
-            Err(expired(limit))
-        }))
+        Box::pin(self.call(request))
     }
 
     fn describe(&self) -> Description {

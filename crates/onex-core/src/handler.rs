@@ -245,6 +245,13 @@ pub trait Handler: Send + Sync {
     /// Releases resources; called exactly once, last.
     fn shutdown(&self) -> Boxed<()>;
 
+    /// Whether calls reach a dependency (a server, a network) and so may fail with a
+    /// [`Fault`]. A handler that says no never reports one: a retry layer around it has
+    /// nothing to retry and keeps no copy of its requests.
+    fn has_dependency(&self) -> bool {
+        true
+    }
+
     /// Runs one operation and returns the response payload.
     fn execute(&self, request: HandlerRequest) -> Boxed<Result<Option<Payload>, HandlerError>>;
 
@@ -253,4 +260,39 @@ pub trait Handler: Send + Sync {
 
     /// What the handler supports and returns.
     fn describe(&self) -> Description;
+}
+
+/// A boxed handler is a handler, so that what is built as one can be wrapped again.
+impl<H: Handler + ?Sized> Handler for Box<H> {
+    fn handler_type(&self) -> HandlerType {
+        (**self).handler_type()
+    }
+
+    fn name(&self) -> &'static str {
+        (**self).name()
+    }
+
+    fn initialize(&self) -> Boxed<Result<(), HandlerError>> {
+        (**self).initialize()
+    }
+
+    fn shutdown(&self) -> Boxed<()> {
+        (**self).shutdown()
+    }
+
+    fn has_dependency(&self) -> bool {
+        (**self).has_dependency()
+    }
+
+    fn execute(&self, request: HandlerRequest) -> Boxed<Result<Option<Payload>, HandlerError>> {
+        (**self).execute(request)
+    }
+
+    fn health_check(&self) -> Boxed<HealthReport> {
+        (**self).health_check()
+    }
+
+    fn describe(&self) -> Description {
+        (**self).describe()
+    }
 }

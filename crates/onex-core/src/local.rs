@@ -89,6 +89,10 @@ impl Handler for LocalHandler {
         Box::pin(future::ready(()))
     }
 
+    fn has_dependency(&self) -> bool {
+        false
+    }
+
     fn execute(&self, request: HandlerRequest) -> Boxed<Result<Option<Payload>, HandlerError>> {
         Box::pin(future::ready(self.run(request)))
     }

@@ -174,7 +174,7 @@ impl NodeRuntime {
         charge: Charge,
         attempts: &Attempts,
     ) -> Result<Option<Payload>, RequestError> {
-        let deadline = deadline_of(&context.metadata, Instant::now()).map_err(|error| {
+        let deadline = deadline_of(&context.metadata, Instant::now).map_err(|error| {
             RequestError::new(ErrorKind::Envelope(error), ErrorContext::of(context))
         })?;
         let slug = context.target_node.as_deref().unwrap_or_default();
@@ -245,9 +245,13 @@ impl NodeRuntime {
     }
 }
 
-/// When a request whose metadata is `metadata`, taken at `taken`, must be done:
-/// `metadata.timeout_ms` (a positive integer) after it, if set.
-fn deadline_of(metadata: &Payload, taken: Instant) -> Result<Option<Instant>, EnvelopeError> {
+/// When a request whose metadata is `metadata`, taken at `taken()`, must be done:
+/// `metadata.timeout_ms` (a positive integer) after it, if set. The clock is read only
+/// then: most requests set no limit.
+fn deadline_of(
+    metadata: &Payload,
+    taken: impl FnOnce() -> Instant,
+) -> Result<Option<Instant>, EnvelopeError> {
     let Some(value) = metadata.get("timeout_ms") else {
         return Ok(None);
     };
@@ -257,7 +261,7 @@ fn deadline_of(metadata: &Payload, taken: Instant) -> Result<Option<Instant>, En
     };
     let ms = value.as_u64().filter(|&ms| ms > 0).ok_or_else(invalid)?;
     // A limit too far away to represent is no limit.
-    Ok(taken.checked_add(Duration::from_millis(ms)))
+    Ok(taken().checked_add(Duration::from_millis(ms)))
 }
 
 #[cfg(test)]
@@ -269,13 +273,16 @@ mod tests {
     fn the_deadline_is_timeout_ms_after_the_request_was_taken() {
         let taken = Instant::now();
         let metadata = |value: Value| Payload::from_iter([("timeout_ms".to_owned(), value)]);
-        assert_eq!(deadline_of(&Payload::new(), taken), Ok(None));
+        assert_eq!(deadline_of(&Payload::new(), || taken), Ok(None));
         assert_eq!(
-            deadline_of(&metadata(json!(250)), taken),
+            deadline_of(&metadata(json!(250)), || taken),
             Ok(Some(taken + Duration::from_millis(250)))
         );
         for bad in [json!(0), json!(-5), json!(1.5), json!("100"), json!(null)] {
-            assert!(deadline_of(&metadata(bad.clone()), taken).is_err(), "{bad}");
+            assert!(
+                deadline_of(&metadata(bad.clone()), || taken).is_err(),
+                "{bad}"
+            );
         }
     }
 }
