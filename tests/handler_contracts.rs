@@ -100,3 +100,25 @@ fn a_handler_contract_at_schema_1_0_0_cannot_list_beta_operations() {
         ["db.query", "db.transaction"]
     );
 }
+
+#[test]
+fn a_handler_contract_with_an_embedded_password_is_refused_at_its_line() {
+    // response_shape takes any string map, so only the credentials lint refuses this.
+    let contract = "schema_version: \"1.0.0\"\nhandler_type: \"local\"\nversion: \"1\"\nsupported_operations: [\"local.echo\"]\nrequired_payload_fields: []\nresponse_shape: {\"echo\": \"the payload\",\n  \"db_password\": \"hunter2secret\"}\n";
+    let fixture = Fixture::new().with("local/handler_contract.yaml", contract);
+    let error = HandlerContractSource::new(fixture.root())
+        .discover()
+        .expect_err("refused");
+    let shown = error.to_string();
+    let file = fixture.path("local/handler_contract.yaml");
+    assert!(
+        shown.starts_with("ContractValidationError: Failed to load contract")
+            && shown.contains(&format!("File: {}", file.display()))
+            && shown.contains(
+                "Error: the key 'db_password' looks like an embedded credential at line 7"
+            )
+            && shown.contains("Action: remove it;"),
+        "{shown}"
+    );
+    assert!(!shown.contains("hunter2secret"), "{shown}");
+}

@@ -145,6 +145,42 @@ fn an_unset_variable_or_a_missing_or_empty_file_stops_the_start_naming_it() {
     assert!(!stderr.contains("hunter2secret"), "{stderr}");
 }
 
+#[test]
+fn the_host_starts_with_prose_about_passwords_and_refuses_a_credential_in_any_style() {
+    let described = |description: &str| {
+        let node = crate::support::fixture::node("db_node", "db", &["db.query", "db.execute"]);
+        host("        dsn_env: \"ONEX_TEST_DB_URL\"\n").with(
+            "runtime/nodes/db_node.yaml",
+            &format!("{node}description{description}"),
+        )
+    };
+    // Prose that names the words but holds no credential: the lint used to refuse it.
+    let prose = described(
+        ": |\n  Orders. The password comes from dsn_env:\n  password: never written here\n  postgresql://user@host/db is its shape.\n",
+    );
+    let ran = run(
+        PRODUCTION,
+        &["--dry-run", "runtime/r.yaml"],
+        prose.root(),
+        b"",
+        &[("ONEX_TEST_DB_URL", "postgresql://u@127.0.0.1/db")],
+    );
+    assert_eq!(ran.status, Some(0), "{}", ran.stderr);
+    // A folded connection string, and one spelt with a YAML escape.
+    for (description, line) in [
+        (": >-\n  postgresql://u:hunter2secret@10.0.0.1\n  /db\n", 9),
+        (": \"postgres\\x3a//u:hunter2secret@10.0.0.1/db\"\n", 8),
+    ] {
+        let stderr = dry_run_fails(
+            &described(description),
+            &[("ONEX_TEST_DB_URL", "postgresql://u@127.0.0.1/db")],
+            &format!("Error: a value here is a PostgreSQL connection string at line {line}"),
+        );
+        assert!(stderr.contains("db_node.yaml"), "{stderr}");
+        assert!(!stderr.contains("hunter2secret"), "{stderr}");
+    }
+}
+
 /// The node contract of `name`, running db.query and db.execute on the binding `binding`.
 fn db_node(name: &str, binding: &str) -> String {
     format!(

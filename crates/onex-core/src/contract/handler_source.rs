@@ -48,6 +48,7 @@ struct RawHandlerContract {
 impl HandlerContract {
     /// Parses and validates the handler contract `text`, read from `file`.
     pub fn parse(text: &str, file: &Path) -> Result<HandlerContract, ContractError> {
+        super::secrets::refuse_credentials(text, file)?;
         let raw: RawHandlerContract = yaml::parse(text, file)?;
         let mut problems = Problems::new(file);
         check_required(
