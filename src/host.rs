@@ -26,7 +26,7 @@ use crate::bus::{EventBus, Subscription, Topic};
 use crate::envelope::parse::parse_request;
 use crate::envelope::{Envelope, EnvelopeError, Request, RequestContext};
 use crate::error::{ErrorContext, ErrorKind, HostError, RequestError};
-use crate::metrics::Metrics;
+use crate::metrics::{Labels, Metrics};
 use crate::runtime::NodeRuntime;
 
 pub use report::Readiness;
@@ -73,6 +73,30 @@ pub struct RuntimeHost {
     shut_down: AtomicBool,
 }
 
+/// A request the host took in: it passed routing step 1 and was counted under its
+/// labels, which its response is counted under too (looked up once, not per count).
+#[derive(Debug)]
+pub struct Received {
+    request: Request,
+    labels: Labels,
+}
+
+impl Received {
+    /// The request, to take apart.
+    pub fn into_request(self) -> Request {
+        self.request
+    }
+}
+
+/// Read access only, as [`Request`]'s.
+impl std::ops::Deref for Received {
+    type Target = Request;
+
+    fn deref(&self) -> &Request {
+        &self.request
+    }
+}
+
 /// Permission to handle one request; the slot is freed when it is dropped.
 ///
 /// Borrowed from the host, not shared: every clone and drop of an `Arc` is an atomic
@@ -100,17 +124,14 @@ impl RuntimeHost {
         max_in_flight: usize,
     ) -> Self {
         let max_in_flight = max_in_flight.max(1);
-        let described: Vec<_> = runtime
-            .handlers()
-            .map(|handler| handler.describe())
-            .collect();
+        let metrics = Metrics::new(&runtime);
         RuntimeHost {
             name,
             runtime,
             bus,
             input,
             output,
-            metrics: Metrics::new(&described),
+            metrics,
             state: AtomicU8::new(HostState::Starting as u8),
             slots: Semaphore::new(max_in_flight),
             max_in_flight,
@@ -225,8 +246,9 @@ impl RuntimeHost {
     pub fn refuse(&self, context: RequestContext, started: bool) -> Envelope {
         let error = RequestError::new(ErrorKind::ShutDown { started }, ErrorContext::of(&context));
         let response = context.respond(Err(error.to_body()), self.runtime.stamp());
-        self.metrics.answered(&response, Duration::ZERO);
-        log_outcome(&response);
+        let labels = self.metrics.labels_of(&response);
+        self.metrics.answered(labels, &response, Duration::ZERO);
+        self.log_outcome(&response, labels);
         response
     }
 
@@ -268,18 +290,18 @@ impl RuntimeHost {
         }
     }
 
-    /// Reads `message` as a request; a message that is not one gets its error response.
-    pub fn parse(&self, message: &[u8]) -> Result<Request, Box<Envelope>> {
+    /// Reads `message` as a request, counted as taken in; a message that is not one gets
+    /// its error response.
+    pub fn parse(&self, message: &[u8]) -> Result<Received, Box<Envelope>> {
         match parse_request(message, self.runtime.stamp()) {
             Ok(request) => {
-                self.metrics.received(&request);
-                Ok(request)
+                let labels = self.metrics.received(&request);
+                Ok(Received { request, labels })
             }
             Err(rejected) => {
                 let response = rejected.respond(self.runtime.stamp());
-                self.metrics.received(&response);
-                self.metrics.answered(&response, Duration::ZERO);
-                log_outcome(&response);
+                let labels = self.metrics.unreadable(&response);
+                self.log_outcome(&response, labels);
                 Err(Box::new(response))
             }
         }
@@ -294,19 +316,19 @@ impl RuntimeHost {
         };
         let error = RequestError::new(ErrorKind::Envelope(error), ErrorContext::of(&context));
         let response = context.respond(Err(error.to_body()), stamp);
-        self.metrics.received(&response);
-        self.metrics.answered(&response, Duration::ZERO);
-        log_outcome(&response);
+        let labels = self.metrics.unreadable(&response);
+        self.log_outcome(&response, labels);
         response
     }
 
     /// Routes a parsed request and returns its response; what its handler holds is
     /// charged to `charge`.
-    pub async fn route(&self, request: Request, charge: Charge) -> Box<Envelope> {
+    pub async fn route(&self, received: Received, charge: Charge) -> Box<Envelope> {
+        let Received { request, labels } = received;
         let started = Instant::now();
         let response = self.runtime.route(request, charge).await;
-        self.metrics.answered(&response, started.elapsed());
-        log_outcome(&response);
+        self.metrics.answered(labels, &response, started.elapsed());
+        self.log_outcome(&response, labels);
         response
     }
 
@@ -335,35 +357,37 @@ impl RuntimeHost {
         self.bus.close();
         log::info!("Runtime host '{}' stopped", self.name);
     }
-}
 
-/// One line per answered envelope, with its ids: successes at debug level, failures at info.
-fn log_outcome(response: &Envelope) {
-    let level = if response.error.is_some() {
-        log::Level::Info
-    } else {
-        log::Level::Debug
-    };
-    if !log::log_enabled!(level) {
-        return;
-    }
-    let correlation_id = response.correlation_id.to_string();
-    let envelope_id = response
-        .causation_id
-        .map_or_else(|| "-".to_owned(), |id| id.to_string());
-    let node = response.source_node.as_deref().unwrap_or("-");
-    let handler_type = response.handler_type.as_deref().unwrap_or("-");
-    let operation = response.operation.as_deref().unwrap_or("-");
-    match &response.error {
-        None => log::debug!(
-            correlation_id = correlation_id.as_str(), envelope_id = envelope_id.as_str(), node,
-            handler_type, operation;
-            "answered: ok"
-        ),
-        Some(error) => log::info!(
-            correlation_id = correlation_id.as_str(), envelope_id = envelope_id.as_str(), node,
-            handler_type, operation, code = error.code.as_str();
-            "answered: {}", error.message
-        ),
+    /// One line per answered envelope, with its ids and the binding its metrics name
+    /// (`labels`): successes at debug level, failures at info.
+    fn log_outcome(&self, response: &Envelope, labels: Labels) {
+        let level = if response.error.is_some() {
+            log::Level::Info
+        } else {
+            log::Level::Debug
+        };
+        if !log::log_enabled!(level) {
+            return;
+        }
+        let correlation_id = response.correlation_id.to_string();
+        let envelope_id = response
+            .causation_id
+            .map_or_else(|| "-".to_owned(), |id| id.to_string());
+        let node = response.source_node.as_deref().unwrap_or("-");
+        let handler_type = response.handler_type.as_deref().unwrap_or("-");
+        let binding = self.metrics.binding(labels);
+        let operation = response.operation.as_deref().unwrap_or("-");
+        match &response.error {
+            None => log::debug!(
+                correlation_id = correlation_id.as_str(), envelope_id = envelope_id.as_str(), node,
+                handler_type, binding, operation;
+                "answered: ok"
+            ),
+            Some(error) => log::info!(
+                correlation_id = correlation_id.as_str(), envelope_id = envelope_id.as_str(), node,
+                handler_type, binding, operation, code = error.code.as_str();
+                "answered: {}", error.message
+            ),
+        }
     }
 }

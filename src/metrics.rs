@@ -2,16 +2,20 @@
 //!
 //! | metric | labels |
 //! | --- | --- |
-//! | `onex_envelopes_received_total` | `handler_type`, `operation` |
-//! | `onex_envelopes_answered_total` | `handler_type`, `operation`, `outcome` (`success` or the error code) |
-//! | `onex_envelope_duration_seconds` (histogram) | `handler_type`, `operation` |
+//! | `onex_envelopes_received_total` | `handler_type`, `binding`, `operation` |
+//! | `onex_envelopes_answered_total` | `handler_type`, `binding`, `operation`, `outcome` (`success` or the error code) |
+//! | `onex_envelope_duration_seconds` (histogram) | `handler_type`, `binding`, `operation` |
 //! | `onex_envelopes_in_flight` | |
 //! | `onex_bus_queue_depth` | `topic` |
 //! | `onex_memory_held_bytes`, `onex_memory_budget_bytes` | |
 //!
 //! Label values come from closed sets, never straight from a request, so a caller cannot
 //! grow the registry: an unknown handler type is `unknown`, an operation no registered
-//! handler supports (by its description) is `other`.
+//! handler supports (by its description) is `other`, and a request no binding runs (its
+//! node is not hosted, or does not declare the operation; or it was not a routable
+//! request at all) has binding `none` (the `labels` module).
+
+mod labels;
 
 use std::sync::OnceLock;
 use std::time::Duration;
@@ -25,19 +29,22 @@ use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
 
 use crate::envelope::Envelope;
-use crate::envelope::operation_domain;
 use crate::error::ErrorCode;
-use crate::handler::{Description, HandlerType};
+use crate::runtime::NodeRuntime;
+pub use labels::Labels;
+use labels::{LabelSets, OUTCOMES};
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct Request {
     handler_type: &'static str,
+    binding: String,
     operation: String,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct Outcome {
     handler_type: &'static str,
+    binding: String,
     operation: String,
     outcome: &'static str,
 }
@@ -53,8 +60,8 @@ type DurationFamily = Family<Request, Histogram, fn() -> Histogram>;
 #[derive(Debug)]
 pub struct Metrics {
     registry: Registry,
-    /// The operations label values name: every one a registered handler supports.
-    operations: Vec<String>,
+    /// The label values there are, and which ones each hosted node's operations get.
+    labels: LabelSets,
     received: Family<Request, Counter>,
     answered: Family<Outcome, Counter>,
     duration: DurationFamily,
@@ -66,12 +73,10 @@ pub struct Metrics {
 }
 
 impl Metrics {
-    /// Fresh, zeroed metrics for a host with the handlers `described`.
-    pub fn new(described: &[Description]) -> Self {
-        let operations: Vec<String> = described
-            .iter()
-            .flat_map(|description| description.supported_operations.iter().cloned())
-            .collect();
+    /// Fresh, zeroed metrics for a host running `runtime`, every handler and node of
+    /// which is registered.
+    pub fn new(runtime: &NodeRuntime) -> Self {
+        let labels = LabelSets::new(runtime);
         let mut registry = Registry::with_prefix("onex");
         let received = Family::<Request, Counter>::default();
         let answered = Family::<Outcome, Counter>::default();
@@ -118,8 +123,8 @@ impl Metrics {
         );
         Metrics {
             registry,
-            series: Series::new(operations.len() + 1),
-            operations,
+            series: Series::new(labels.combinations()),
+            labels,
             received,
             answered,
             duration,
@@ -135,23 +140,59 @@ impl Metrics {
         self.registry.register_collector(collector);
     }
 
-    /// Counts a request taken in.
-    pub fn received(&self, request: &Envelope) {
-        let at = self.labels(
+    /// Counts a request taken in; returns the labels it was counted under, which its
+    /// response is counted under too ([`Metrics::answered`]).
+    pub fn received(&self, request: &Envelope) -> Labels {
+        let at = self.labels.of(
+            request.target_node.as_deref(),
             request.handler_type.as_deref(),
             request.operation.as_deref(),
         );
+        self.count_received(at);
+        at
+    }
+
+    /// The labels of `response`, the answer to a request [`Metrics::received`] counted:
+    /// the same as that request's.
+    pub fn labels_of(&self, response: &Envelope) -> Labels {
+        // A response comes from its request's target node.
+        self.labels.of(
+            response.source_node.as_deref(),
+            response.handler_type.as_deref(),
+            response.operation.as_deref(),
+        )
+    }
+
+    /// Counts `response`, which took `elapsed` to produce, under `at`: its request's labels.
+    pub fn answered(&self, at: Labels, response: &Envelope, elapsed: Duration) {
+        self.count_answered(at, response, elapsed);
+    }
+
+    /// Counts input that was not a routable request, taken in and answered at once with
+    /// `response`, under binding `none`; returns the labels it was counted under.
+    pub fn unreadable(&self, response: &Envelope) -> Labels {
+        let at = self.labels.of(
+            None,
+            response.handler_type.as_deref(),
+            response.operation.as_deref(),
+        );
+        self.count_received(at);
+        self.count_answered(at, response, Duration::ZERO);
+        at
+    }
+
+    /// The binding label value of `at`: a binding's name, or `none`.
+    pub fn binding(&self, at: Labels) -> &str {
+        self.labels.names(at).1
+    }
+
+    fn count_received(&self, at: Labels) {
         self.series.received[at.series]
             .get_or_init(|| self.received.get_or_create(&self.request(at)).clone())
             .inc();
     }
 
-    /// Counts `response`, which took `elapsed` to produce.
-    pub fn answered(&self, response: &Envelope, elapsed: Duration) {
-        let at = self.labels(
-            response.handler_type.as_deref(),
-            response.operation.as_deref(),
-        );
+    fn count_answered(&self, at: Labels, response: &Envelope, elapsed: Duration) {
         let outcome = response.error.as_ref().map_or(0, |error| {
             1 + ErrorCode::ALL
                 .iter()
@@ -162,6 +203,7 @@ impl Metrics {
             .get_or_init(|| {
                 let Request {
                     handler_type,
+                    binding,
                     operation,
                 } = self.request(at);
                 let outcome = match outcome {
@@ -170,6 +212,7 @@ impl Metrics {
                 };
                 let labels = Outcome {
                     handler_type,
+                    binding,
                     operation,
                     outcome,
                 };
@@ -179,6 +222,15 @@ impl Metrics {
         self.series.duration[at.series]
             .get_or_init(|| self.duration.get_or_create(&self.request(at)).clone())
             .observe(elapsed.as_secs_f64());
+    }
+
+    fn request(&self, at: Labels) -> Request {
+        let (handler_type, binding, operation) = self.labels.names(at);
+        Request {
+            handler_type,
+            binding: binding.to_owned(),
+            operation: operation.to_owned(),
+        }
     }
 
     /// The gauge of requests in flight.
@@ -213,11 +265,6 @@ impl Metrics {
     }
 }
 
-/// Handler type label values: the known types, then `unknown`.
-const HANDLER_TYPES: usize = HandlerType::ALL.len() + 1;
-/// Outcome label values: `success`, then every error code.
-const OUTCOMES: usize = ErrorCode::ALL.len() + 1;
-
 /// Handles to the series in use, by label values. A family finds a series by hashing its
 /// labels under a lock; each envelope counts three times, so the host keeps the handles
 /// (which share the family's values) and counts with one atomic add. Series are still
@@ -230,120 +277,15 @@ struct Series {
 }
 
 impl Series {
-    /// Slots for every handler type with each of `operations` label values.
-    fn new(operations: usize) -> Self {
+    /// Slots for `combinations` of label values, each with every outcome.
+    fn new(combinations: usize) -> Self {
         fn slots<T>(n: usize) -> Vec<OnceLock<T>> {
             (0..n).map(|_| OnceLock::new()).collect()
         }
         Series {
-            received: slots(HANDLER_TYPES * operations),
-            duration: slots(HANDLER_TYPES * operations),
-            answered: slots(HANDLER_TYPES * operations * OUTCOMES),
+            received: slots(combinations),
+            duration: slots(combinations),
+            answered: slots(combinations * OUTCOMES),
         }
-    }
-}
-
-/// Bounded label values for a handler type and an operation, as indices into the closed
-/// sets: [`HandlerType::ALL`] then `unknown`, the metrics' operations then `other`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-struct Labels {
-    handler_type: usize,
-    operation: usize,
-    /// The pair's index among every pair.
-    series: usize,
-}
-
-impl Metrics {
-    fn labels(&self, handler_type: Option<&str>, operation: Option<&str>) -> Labels {
-        let handler_type = handler_type
-            .or_else(|| operation.and_then(operation_domain))
-            .and_then(HandlerType::from_name)
-            .and_then(|known| HandlerType::ALL.iter().position(|t| *t == known))
-            .unwrap_or(HandlerType::ALL.len());
-        let operation = operation
-            .and_then(|op| self.operations.iter().position(|known| known == op))
-            .unwrap_or(self.operations.len());
-        Labels {
-            handler_type,
-            operation,
-            series: handler_type * (self.operations.len() + 1) + operation,
-        }
-    }
-
-    fn request(&self, at: Labels) -> Request {
-        let handler_type = HandlerType::ALL
-            .get(at.handler_type)
-            .map_or("unknown", |t| t.as_str());
-        let operation = self
-            .operations
-            .get(at.operation)
-            .map_or("other", String::as_str);
-        Request {
-            handler_type,
-            operation: operation.to_owned(),
-        }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn metrics() -> Metrics {
-        let described = |operations: &[&str]| Description {
-            handler_type: HandlerType::Local,
-            version: "1.0.0".into(),
-            supported_operations: operations.iter().map(|op| (*op).to_owned()).collect(),
-            required_payload_fields: Vec::new(),
-            response_shape: Default::default(),
-            limits: Default::default(),
-        };
-        Metrics::new(&[
-            described(&["db.query", "db.execute"]),
-            described(&["http.get", "local.echo"]),
-        ])
-    }
-
-    #[test]
-    fn label_values_come_from_closed_sets() {
-        let metrics = metrics();
-        let names = |handler_type, operation| {
-            let Request {
-                handler_type,
-                operation,
-            } = metrics.request(metrics.labels(handler_type, operation));
-            (handler_type, operation)
-        };
-        assert_eq!(
-            names(Some("db"), Some("db.query")),
-            ("db", "db.query".into())
-        );
-        assert_eq!(
-            names(Some("vault"), Some("vault.read")),
-            ("unknown", "other".into())
-        );
-        assert_eq!(names(None, Some("local.x")), ("local", "other".into()));
-        assert_eq!(names(None, Some("http.get")), ("http", "http.get".into()));
-        assert_eq!(names(None, None), ("unknown", "other".into()));
-    }
-
-    #[test]
-    fn every_label_pair_has_its_own_series() {
-        let metrics = metrics();
-        let pairs = HANDLER_TYPES * (metrics.operations.len() + 1);
-        let mut seen = std::collections::HashSet::new();
-        for handler_type in ["http", "db", "local", "vault"] {
-            for operation in metrics
-                .operations
-                .iter()
-                .map(String::as_str)
-                .chain(["nope.x"])
-            {
-                let at = metrics.labels(Some(handler_type), Some(operation));
-                assert!(at.series < pairs);
-                seen.insert(at.series);
-            }
-        }
-        assert_eq!(seen.len(), pairs);
     }
 }

@@ -73,16 +73,20 @@ pub fn build_binding(
     let config = entry.config.as_ref();
     let handler: Box<dyn Handler> = match (entry.handler_type, config) {
         (HandlerType::Http, Some(config)) => Box::new(HttpHandler::with_timeout(config.timeout)),
-        (HandlerType::Db, Some(config)) => {
-            let db = match &config.dsn {
+        (HandlerType::Db, config) => {
+            let db = match config.and_then(|config| config.dsn.as_ref()) {
                 Some(source) => HandlerDb::from_source(entry.binding(), source)
                     .map_err(HostError::Configuration)?,
                 None => HandlerDb::from_env(),
             };
-            Box::new(db.configured(
-                config.pool_size.unwrap_or(crate::handlers::db::POOL_SIZE),
-                Some(config.timeout),
-            ))
+            let db = db.for_binding(entry.binding());
+            Box::new(match config {
+                Some(config) => db.configured(
+                    config.pool_size.unwrap_or(crate::handlers::db::POOL_SIZE),
+                    Some(config.timeout),
+                ),
+                None => db,
+            })
         }
         (handler_type, _) => build_handler(handler_type),
     };

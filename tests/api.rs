@@ -35,15 +35,21 @@ pub fn json_of(text: &str) -> Value {
     serde_json::from_str(text).unwrap_or_else(|error| panic!("not JSON ({error}): {text}"))
 }
 
+/// The dev binary serving `fixture`'s runtime contract `contract` with the API on a
+/// free port.
+pub fn listening(fixture: &crate::support::fixture::Fixture, contract: &str) -> Daemon {
+    Daemon::start(
+        DEVELOPMENT,
+        &["--listen", "127.0.0.1:0", contract],
+        fixture.root(),
+        &[],
+    )
+}
+
 /// The dev host of [`dev_host`], serving the API on a free port.
 fn listening_dev_host() -> (crate::support::fixture::Fixture, Daemon) {
     let fixture = dev_host();
-    let daemon = Daemon::start(
-        DEVELOPMENT,
-        &["--listen", "127.0.0.1:0", "runtime/dev.yaml"],
-        fixture.root(),
-        &[],
-    );
+    let daemon = listening(&fixture, "runtime/dev.yaml");
     (fixture, daemon)
 }
 
@@ -143,11 +149,7 @@ fn every_route_answers_as_specified() {
 
 #[test]
 fn readiness_is_503_while_a_handler_is_down() {
-    let closed_port = std::net::TcpListener::bind("127.0.0.1:0")
-        .expect("a port")
-        .local_addr()
-        .expect("an address")
-        .port();
+    let closed_port = crate::support::closed_port();
     let url = format!("postgresql://nobody:secret@127.0.0.1:{closed_port}/none?connect_timeout=2");
     let daemon = Daemon::start(
         PRODUCTION,
@@ -205,38 +207,50 @@ fn metrics_count_exactly_what_was_sent() {
             .lines()
             .find_map(|line| line.strip_prefix(series)?.trim().parse().ok())
     };
+    // The unnamed binding is known by its type's name; a request no binding runs (its
+    // node is not hosted here, or it is not a request at all) by `none`.
     assert_eq!(
-        value(r#"onex_envelopes_received_total{handler_type="local",operation="local.echo"}"#),
-        Some(10.0),
+        value(
+            r#"onex_envelopes_received_total{handler_type="local",binding="local",operation="local.echo"}"#
+        ),
+        Some(7.0),
         "{metrics}"
     );
     assert_eq!(
-        value(r#"onex_envelopes_received_total{handler_type="unknown",operation="other"}"#),
-        Some(2.0)
-    );
-    assert_eq!(
         value(
-            r#"onex_envelopes_answered_total{handler_type="local",operation="local.echo",outcome="success"}"#
-        ),
-        Some(7.0)
-    );
-    assert_eq!(
-        value(
-            r#"onex_envelopes_answered_total{handler_type="local",operation="local.echo",outcome="NODE_NOT_FOUND"}"#
+            r#"onex_envelopes_received_total{handler_type="local",binding="none",operation="local.echo"}"#
         ),
         Some(3.0)
     );
     assert_eq!(
         value(
-            r#"onex_envelopes_answered_total{handler_type="unknown",operation="other",outcome="ENVELOPE_VALIDATION_ERROR"}"#
+            r#"onex_envelopes_received_total{handler_type="unknown",binding="none",operation="other"}"#
         ),
         Some(2.0)
     );
     assert_eq!(
         value(
-            r#"onex_envelope_duration_seconds_count{handler_type="local",operation="local.echo"}"#
+            r#"onex_envelopes_answered_total{handler_type="local",binding="local",operation="local.echo",outcome="success"}"#
         ),
-        Some(10.0)
+        Some(7.0)
+    );
+    assert_eq!(
+        value(
+            r#"onex_envelopes_answered_total{handler_type="local",binding="none",operation="local.echo",outcome="NODE_NOT_FOUND"}"#
+        ),
+        Some(3.0)
+    );
+    assert_eq!(
+        value(
+            r#"onex_envelopes_answered_total{handler_type="unknown",binding="none",operation="other",outcome="ENVELOPE_VALIDATION_ERROR"}"#
+        ),
+        Some(2.0)
+    );
+    assert_eq!(
+        value(
+            r#"onex_envelope_duration_seconds_count{handler_type="local",binding="local",operation="local.echo"}"#
+        ),
+        Some(7.0)
     );
     assert_eq!(value("onex_envelopes_in_flight"), Some(0.0));
     assert_eq!(

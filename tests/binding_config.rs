@@ -1,5 +1,6 @@
 //! Handler bindings' `config` (schema 1.1.0): defaults, every field's range and type,
-//! unknown keys, and the 1.0.0 refusal, each problem with its line, hint and action.
+//! unknown keys, and the 1.0.0 refusal, each problem with its line, hint and action; and
+//! a `local` binding's config taken by the dev host and applied.
 
 use std::path::Path;
 use std::time::Duration;
@@ -8,6 +9,11 @@ use onex_host::contract::{
     Backoff, BreakerPolicy, ContractError, HandlerConfig, RetryPolicy, RuntimeHostContract,
 };
 use onex_host::handler::HandlerType;
+use serde_json::json;
+
+use crate::api::{http, json_of, listening};
+use crate::support::fixture::{Fixture, node};
+use crate::support::process::{DEVELOPMENT, serve_stdin};
 
 /// A runtime contract of `version` whose handlers are `handlers` (YAML list items,
 /// indented under `handlers:`).
@@ -248,4 +254,90 @@ fn every_problem_of_a_config_is_reported_at_once() {
         "    - type: \"http\"\n      config:\n        timeout_ms: 0\n        rate_limit_per_second: 0\n        circuit_breaker: {failure_threshold: 0}\n",
     );
     assert_eq!(error.problems().len(), 3, "{error}");
+}
+
+/// A dev host whose one `local` binding has a `config`, hosting `echo_node`.
+fn configured_local() -> Fixture {
+    let handlers = "    - type: \"local\"
+      config:
+        timeout_ms: 1500
+        rate_limit_per_second: 1
+        retry_policy: {max_retries: 2}
+        circuit_breaker: {failure_threshold: 3, reset_timeout_ms: 60000}
+";
+    let runtime = contract("1.1.0", handlers)
+        .replace("  nodes: []\n", "  nodes:\n    - slug: \"echo_node\"\n");
+    Fixture::new().with("runtime/r.yaml", &runtime).with(
+        "nodes/echo_node.yaml",
+        &node("echo_node", "local", &["local.echo"]),
+    )
+}
+
+#[test]
+fn the_dev_host_takes_a_local_bindings_config_and_applies_it() {
+    let fixture = configured_local();
+    let daemon = listening(&fixture, "runtime/r.yaml");
+    let (status, _, body) = http("GET", &daemon.url("/health/handlers"), vec![]);
+    assert_eq!(status, 200, "{body}");
+    let local = &json_of(&body)["handlers"][0];
+    assert_eq!(local["binding"], "local");
+    assert_eq!(
+        (local["state"].clone(), local["health"]["circuit"].clone()),
+        (json!("healthy"), json!("closed"))
+    );
+    let limits = &local["describe"]["limits"];
+    assert_eq!(
+        (
+            limits["timeout_ms"].clone(),
+            limits["rate_limit_per_second"].clone(),
+            limits["max_retries"].clone(),
+        ),
+        (json!(1500), json!(1), json!(2)),
+        "{body}"
+    );
+    assert_eq!(
+        (
+            limits["breaker_failure_threshold"].clone(),
+            limits["breaker_reset_timeout_ms"].clone(),
+        ),
+        (json!(3), json!(60000))
+    );
+    daemon.signal("TERM");
+    assert_eq!(daemon.exit().0, Some(0));
+
+    // The limit at work: a second's token goes to the first line; the next two, read at
+    // once after it, would wait about a second for theirs, past their 50 ms, and are
+    // refused without waiting.
+    let lines: String = (1..=3)
+        .map(|n| {
+            format!(
+                "{{\"envelope_id\":\"00000000-0000-4000-8000-{n:012}\",\"target_node\":\"echo_node\",\"operation\":\"local.echo\",\"payload\":{{\"n\":{n}}},\"metadata\":{{\"timeout_ms\":50}}}}\n"
+            )
+        })
+        .collect();
+    let run = serve_stdin(
+        DEVELOPMENT,
+        fixture.root(),
+        "runtime/r.yaml",
+        lines.as_bytes(),
+    );
+    assert_eq!(run.status, Some(0), "{}", run.stderr);
+    let responses: Vec<serde_json::Value> = run.lines().into_iter().map(json_of).collect();
+    assert_eq!(responses.len(), 3, "{}", run.stdout);
+    assert_eq!(responses[0]["payload"], json!({"n": 1}));
+    for refused in &responses[1..] {
+        assert_eq!(refused["error"]["code"], "HANDLER_EXECUTION_ERROR");
+        let message = refused["error"]["message"].as_str().unwrap_or_default();
+        assert!(
+            message.contains("rate limit of 1 calls a second reached"),
+            "{message}"
+        );
+    }
+    // The refusals' log lines name the binding, the unnamed one by its type.
+    let logged = run
+        .stderr
+        .lines()
+        .filter(|line| line.contains("rate limit of 1 calls") && line.contains("binding=local"))
+        .count();
+    assert_eq!(logged, 2, "{}", run.stderr);
 }

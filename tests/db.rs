@@ -671,11 +671,7 @@ fn up_server() -> TestServer {
 fn the_production_binary_serves_the_minimum_contract_with_http_and_db() {
     let cluster = PgCluster::start();
     let server = up_server();
-    let closed_port = std::net::TcpListener::bind("127.0.0.1:0")
-        .expect("a port")
-        .local_addr()
-        .expect("an address")
-        .port();
+    let closed_port = crate::support::closed_port();
     let requests = [
         json!({"envelope_id": "00000000-0000-4000-8000-000000000001", "target_node": "example_node", "operation": "db.query",
                "payload": {"sql": "SELECT $1::int4 + 1 AS n", "parameters": [41]}}),

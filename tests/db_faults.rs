@@ -19,7 +19,7 @@ use serde_json::json;
 use crate::db::{call, failed, ok, route, runtime};
 use crate::support::postgres::PgCluster;
 use crate::support::proxy::Proxy;
-use crate::support::within;
+use crate::support::{closed_port, within};
 
 /// Short limits, so that each fault costs a test about a second: a statement's host-side
 /// deadline is 500 ms + 1 s.
@@ -94,14 +94,6 @@ pub(crate) fn running(admin: &mut postgres::Client, text: &str) -> i64 {
         )
         .expect("asks")
         .get(0)
-}
-
-/// A port nothing listens on.
-fn closed_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|listener| listener.local_addr())
-        .expect("a port")
-        .port()
 }
 
 fn cluster_address(cluster: &PgCluster) -> SocketAddr {

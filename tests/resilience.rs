@@ -169,10 +169,7 @@ fn a_post_with_an_idempotency_key_is_retried_and_sends_the_header_each_time() {
 #[test]
 fn a_server_that_is_down_opens_the_breaker_which_answers_at_once_and_degrades_health_only() {
     // A port nothing listens on: every call is refused before anything is sent.
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|listener| listener.local_addr())
-        .expect("a free port")
-        .port();
+    let port = crate::support::closed_port();
     let url = format!("http://127.0.0.1:{port}/a");
     let (_fixture, host) = host(
         "        retry_policy: {max_retries: 1, base_delay_ms: 1, max_delay_ms: 1}\n        circuit_breaker: {failure_threshold: 4, reset_timeout_ms: 60000}\n",

@@ -210,7 +210,7 @@ fn requests_in_flight_at_sigterm_are_answered_before_the_host_exits() {
         |_| {
             let (_, _, text) = http("GET", &metrics, vec![]);
             text.contains(
-                r#"onex_envelopes_received_total{handler_type="http",operation="http.get"} 20"#,
+                r#"onex_envelopes_received_total{handler_type="http",binding="http",operation="http.get"} 20"#,
             )
         },
         "all 20 requests taken in",

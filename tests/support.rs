@@ -33,6 +33,14 @@ pub fn within<T>(seconds: u64, test: impl Future<Output = T>) -> T {
     }))
 }
 
+/// A loopback port nothing listens on (bound and let go: a connection to it is refused).
+pub fn closed_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|listener| listener.local_addr())
+        .expect("a free port")
+        .port()
+}
+
 /// A request envelope line for `target_node` and `operation`, with a fixed id.
 pub fn request_line(n: u32, target_node: &str, operation: &str, payload: &str) -> String {
     format!(

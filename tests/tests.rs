@@ -8,6 +8,7 @@ mod api;
 mod api_limits;
 mod architecture;
 mod binding_config;
+mod binding_metrics;
 mod chaos_db;
 mod chaos_http;
 mod cli;

@@ -77,6 +77,8 @@ pub struct HandlerDb {
     statement_timeout: Duration,
     /// The most connections the pool opens.
     pool_size: usize,
+    /// The binding this handler is, as its logs name it (an unnamed one by `db`).
+    binding: Arc<str>,
     pool: Mutex<Option<Arc<Pool>>>,
 }
 
@@ -95,6 +97,7 @@ impl HandlerDb {
             config: Err(reason),
             statement_timeout: STATEMENT_TIMEOUT,
             pool_size: pool::POOL_SIZE,
+            binding: HandlerType::Db.as_str().into(),
             pool: Mutex::new(None),
         })
     }
@@ -150,8 +153,17 @@ impl HandlerDb {
             config: Ok(config),
             statement_timeout,
             pool_size: pool::POOL_SIZE,
+            binding: HandlerType::Db.as_str().into(),
             pool: Mutex::new(None),
         })
+    }
+
+    /// This handler, its logs naming the binding `binding` (two db bindings share every
+    /// message, and the log must say which database it was about).
+    #[must_use]
+    pub fn for_binding(mut self, binding: &str) -> Self {
+        self.binding = binding.into();
+        self
     }
 
     fn pool(&self) -> Option<Arc<Pool>> {
@@ -178,19 +190,22 @@ impl Handler for HandlerDb {
             .map_err(HandlerError::execution)
             .map(|config| {
                 let timeout = Some(self.statement_timeout).filter(|timeout| !timeout.is_zero());
-                let pool = Arc::new(Pool::new(config.clone(), self.pool_size, timeout));
+                let binding = Arc::clone(&self.binding);
+                let pool = Arc::new(Pool::new(config.clone(), self.pool_size, timeout, binding));
                 *self
                     .pool
                     .lock()
                     .unwrap_or_else(|poison| poison.into_inner()) = Some(Arc::clone(&pool));
                 (config, pool)
             });
+        let binding = Arc::clone(&self.binding);
         Box::pin(async move {
             let (config, pool) = started?;
             // A database that is not up yet is not fatal: requests fail until it is, and
             // health says so.
             if let Err(error) = pool.run(Op::Ping, "", &[], &Charge::unlimited()).await {
                 log::warn!(
+                    handler_type = "db", binding = &*binding;
                     "database at {} not reachable yet: {error}",
                     endpoint(&config)
                 );
@@ -213,7 +228,7 @@ impl Handler for HandlerDb {
     }
 
     fn execute(&self, request: HandlerRequest) -> Boxed<Result<Option<Payload>, HandlerError>> {
-        let pool = self.pool();
+        let (pool, binding) = (self.pool(), Arc::clone(&self.binding));
         Box::pin(async move {
             let pool =
                 pool.ok_or_else(|| HandlerError::execution("the db handler is not running"))?;
@@ -221,7 +236,8 @@ impl Handler for HandlerDb {
                 "db.query" => Op::Query,
                 "db.execute" => Op::Execute,
                 "db.transaction" => {
-                    let statements = payload::transaction(request.payload, request.correlation_id)?;
+                    let statements =
+                        payload::transaction(request.payload, request.correlation_id, &binding)?;
                     let results = pool.transaction(&statements, &request.charge).await?;
                     let mut answer = Payload::new();
                     answer.insert("results".to_owned(), Value::Array(results));
@@ -229,7 +245,7 @@ impl Handler for HandlerDb {
                 }
                 other => return Err(HandlerError::unsupported(other, OPERATIONS)),
             };
-            let statement = payload::single(request.payload, request.correlation_id)?;
+            let statement = payload::single(request.payload, request.correlation_id, &binding)?;
             pool.run(op, &statement.sql, &statement.parameters, &request.charge)
                 .await
                 .map(Some)

@@ -374,7 +374,10 @@ impl RuntimeHost {
                 },
             };
             responses.push(match self.parse(&message) {
-                Ok(request) => self.refuse(RequestContext::split(request.into_envelope()).0, false),
+                Ok(received) => {
+                    let request = received.into_request().into_envelope();
+                    self.refuse(RequestContext::split(request).0, false)
+                }
                 Err(response) => *response,
             });
         }

@@ -35,6 +35,9 @@ pub struct Breaker<I> {
 struct Shared {
     /// What the logs call the handler: its name, and its binding's when named.
     label: Arc<str>,
+    /// The binding, as the logs' `binding` key names it: its name, else its type's.
+    binding: Arc<str>,
+    handler_type: HandlerType,
     policy: BreakerPolicy,
     clock: Arc<dyn Clock>,
     state: Mutex<State>,
@@ -72,11 +75,14 @@ impl<I: Layered> Breaker<I> {
             Some(binding) => format!("{} (binding {binding})", inner.name()),
             None => inner.name().to_owned(),
         };
+        let handler_type = inner.handler_type();
         Breaker {
             handler_type: inner.handler_type(),
             inner,
             shared: Arc::new(Shared {
                 label: label.into(),
+                binding: binding.unwrap_or(handler_type.as_str()).into(),
+                handler_type,
                 policy,
                 clock,
                 state: Mutex::new(State::Closed { failures: 0 }),
@@ -115,14 +121,15 @@ impl Shared {
         if !failed && !trial && self.clean.load(Ordering::Acquire) {
             return;
         }
-        let name = &self.label;
+        let (name, binding) = (&self.label, &*self.binding);
+        let handler_type = self.handler_type.as_str();
         let mut state = self.state();
         let reopen = || State::Open {
             until: self.clock.now() + self.policy.reset_timeout,
         };
         let next = match (*state, failed) {
             (_, false) if trial => {
-                log::info!("{name}: the trial call succeeded; circuit closed");
+                log::info!(handler_type, binding; "{name}: the trial call succeeded; circuit closed");
                 State::Closed { failures: 0 }
             }
             (_, true) if trial => reopen(),
@@ -130,6 +137,7 @@ impl Shared {
                 let failures = failures + 1;
                 if failures >= self.policy.failure_threshold {
                     log::warn!(
+                        handler_type, binding;
                         "{name}: {failures} failed calls in a row; circuit open for {} ms",
                         self.policy.reset_timeout.as_millis()
                     );

@@ -27,7 +27,9 @@ use serde_json::Value;
 pub use node::NodeInstance;
 
 use crate::budget::Charge;
-use crate::envelope::{Envelope, EnvelopeError, Payload, Request, RequestContext, Stamp};
+use crate::envelope::{
+    Envelope, EnvelopeError, Payload, Request, RequestContext, Stamp, operation_domain,
+};
 use crate::error::{ErrorContext, ErrorKind, HostError, RequestError};
 use crate::handler::{Attempts, Handler, HandlerRequest, HandlerType};
 
@@ -195,6 +197,36 @@ impl NodeRuntime {
         node.handle(self, context, payload, request).await
     }
 
+    /// The binding that runs `operation` for the node `node`, as routing picks it (steps
+    /// 2 to 4, without a request): its place among [`NodeRuntime::bindings`]. `None` when
+    /// the node is not hosted here, does not declare the operation, or no binding of the
+    /// operation's type is registered. The host labels its metrics with it.
+    pub fn binding_for(&self, node: &str, operation: &str) -> Option<usize> {
+        let node = self
+            .nodes
+            .get(node)
+            .filter(|node| node.declares(operation))?;
+        let handler_type = operation_domain(operation).and_then(HandlerType::from_name)?;
+        self.pick(handler_type, node.binding_named(operation))
+    }
+
+    /// Step 4's choice for an operation of `handler_type` whose node entry names
+    /// `binding`: that binding, else the type's unnamed one, else the type's only one,
+    /// if of that type; its place among the bindings.
+    fn pick(&self, handler_type: HandlerType, binding: Option<&str>) -> Option<usize> {
+        let named = |name: &str| self.handlers.iter().position(|(n, _)| n == name);
+        let only = || {
+            let mut of_type = (0..self.handlers.len())
+                .filter(|&at| self.handlers[at].1.handler_type() == handler_type);
+            of_type.next().filter(|_| of_type.next().is_none())
+        };
+        binding
+            .and_then(named)
+            .or_else(|| named(handler_type.as_str()))
+            .or_else(only)
+            .filter(|&at| self.handlers[at].1.handler_type() == handler_type)
+    }
+
     /// Steps 4 and 5: finds the handler for `context`'s handler type, the binding
     /// `binding` when the node's entry names one, and runs `request`.
     pub async fn execute_with_handler(
@@ -204,19 +236,10 @@ impl NodeRuntime {
         request: HandlerRequest,
     ) -> Result<Option<Payload>, RequestError> {
         let requested = context.handler_type.as_deref().unwrap_or_default();
-        let found = HandlerType::from_name(requested).and_then(|handler_type| {
-            let named = binding.and_then(|name| self.binding(name));
-            let unnamed = || self.binding(handler_type.as_str());
-            let only = || {
-                let mut of_type = self.handlers().filter(|h| h.handler_type() == handler_type);
-                of_type.next().filter(|_| of_type.next().is_none())
-            };
-            named
-                .or_else(unnamed)
-                .or_else(only)
-                .filter(|h| h.handler_type() == handler_type)
-        });
-        let Some(handler) = found else {
+        let found = HandlerType::from_name(requested)
+            .and_then(|handler_type| self.pick(handler_type, binding))
+            .map(|at| (self.handlers[at].0.as_str(), &*self.handlers[at].1));
+        let Some((binding, handler)) = found else {
             let mut available: Vec<HandlerType> =
                 self.handlers().map(|h| h.handler_type()).collect();
             available.dedup();
@@ -237,7 +260,7 @@ impl NodeRuntime {
                 ErrorContext::of(context),
             );
             log::debug!(
-                correlation_id:% = context.correlation_id;
+                correlation_id:% = context.correlation_id, binding;
                 "handler failed: {}", error.full_chain()
             );
             error

@@ -27,23 +27,28 @@ pub(super) struct Statement {
     pub(super) parameters: Vec<Value>,
 }
 
-/// The statement of a `db.query` or `db.execute` payload.
+/// The statement of a `db.query` or `db.execute` payload of the request
+/// `correlation_id`, for the binding `binding` (its warnings name both).
 pub(super) fn single(
     mut payload: Payload,
     correlation_id: Uuid,
+    binding: &str,
 ) -> Result<Statement, HandlerError> {
     statement(
         payload.remove("sql"),
         payload.remove("parameters"),
         correlation_id,
+        binding,
     )
     .map_err(HandlerError::InvalidPayload)
 }
 
-/// The statements of a `db.transaction` payload, in order.
+/// The statements of a `db.transaction` payload, in order (for the request and binding
+/// as [`single`]).
 pub(super) fn transaction(
     mut payload: Payload,
     correlation_id: Uuid,
+    binding: &str,
 ) -> Result<Vec<Statement>, HandlerError> {
     let invalid = HandlerError::InvalidPayload;
     let list = match payload.remove("statements") {
@@ -80,6 +85,7 @@ pub(super) fn transaction(
             entry.remove("sql"),
             entry.remove("parameters"),
             correlation_id,
+            binding,
         )
         .map_err(at)?;
         if let Some(control) = transaction_control(&statement.sql) {
@@ -103,6 +109,7 @@ fn statement(
     sql: Option<Value>,
     parameters: Option<Value>,
     correlation_id: Uuid,
+    binding: &str,
 ) -> Result<Statement, String> {
     let sql = match sql {
         Some(Value::String(sql)) if !sql.trim().is_empty() => sql,
@@ -126,7 +133,7 @@ fn statement(
     }
     for pattern in scan.suspicious {
         log::warn!(
-            correlation_id:% = correlation_id, handler_type = "db";
+            correlation_id:% = correlation_id, handler_type = "db", binding;
             "suspicious SQL pattern {pattern} in a db request; it runs parameterised, but check where this SQL comes from"
         );
     }

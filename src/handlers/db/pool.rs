@@ -113,6 +113,8 @@ pub(super) struct Pool {
     freed: Event,
     /// The pool's clock starts here (how promptly connections answer).
     epoch: Instant,
+    /// The binding the pool serves, as its logs name it.
+    binding: Arc<str>,
 }
 
 /// The connections open now, and those on their way.
@@ -143,9 +145,14 @@ impl std::fmt::Debug for Pool {
 
 impl Pool {
     /// A pool of at most `size` connections for `config` whose statements the server
-    /// stops after `statement_timeout` (`None`: never); nothing connects until the first
-    /// statement.
-    pub(super) fn new(config: Config, size: usize, statement_timeout: Option<Duration>) -> Pool {
+    /// stops after `statement_timeout` (`None`: never), for the binding `binding`;
+    /// nothing connects until the first statement.
+    pub(super) fn new(
+        config: Config,
+        size: usize,
+        statement_timeout: Option<Duration>,
+        binding: Arc<str>,
+    ) -> Pool {
         Pool {
             config,
             size: size.max(1),
@@ -163,6 +170,7 @@ impl Pool {
             lost: AtomicU64::new(0),
             freed: Event::new(),
             epoch: Instant::now(),
+            binding,
         }
     }
 

@@ -195,7 +195,10 @@ impl NodeContract {
     }
 
     /// The entries that allow `operation`.
-    pub fn entries_for<'a>(&'a self, operation: &'a str) -> impl Iterator<Item = &'a IoOperation> {
+    pub fn entries_for<'a, 'o>(
+        &'a self,
+        operation: &'o str,
+    ) -> impl Iterator<Item = &'a IoOperation> + use<'a, 'o> {
         self.io_operations
             .iter()
             .filter(move |entry| entry.operations.iter().any(|op| op == operation))

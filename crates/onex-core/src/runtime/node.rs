@@ -79,15 +79,24 @@ impl NodeInstance {
             deadline: admission.deadline,
             attempts: admission.attempts,
         };
-        // An operation appears in several entries only with targets; the first entry
-        // naming a binding picks it for all.
-        let binding = self
-            .contract
-            .entries_for(&request.operation)
-            .find_map(|entry| entry.binding.clone());
+        let binding = self.binding_named(&request.operation);
         runtime
-            .execute_with_handler(context, binding.as_deref(), request)
+            .execute_with_handler(context, binding, request)
             .await
+    }
+
+    /// Whether the node's contract declares `operation`.
+    pub(super) fn declares(&self, operation: &str) -> bool {
+        self.contract.entries_for(operation).next().is_some()
+    }
+
+    /// The binding the node's entries for `operation` name, if any. An operation
+    /// appears in several entries only with targets; the first entry naming a binding
+    /// picks it for all.
+    pub(super) fn binding_named(&self, operation: &str) -> Option<&str> {
+        self.contract
+            .entries_for(operation)
+            .find_map(|entry| entry.binding.as_deref())
     }
 
     /// Step 3: the operation must be declared, and an HTTP URL must lie under a declared
@@ -98,7 +107,7 @@ impl NodeInstance {
             reason,
             available: self.contract.operations_of(None),
         };
-        if self.contract.entries_for(operation).next().is_none() {
+        if !self.declares(operation) {
             return Err(not_declared(format!("operation '{operation}'")));
         }
         let url = payload.get("url").and_then(Value::as_str);

@@ -6,6 +6,7 @@
 //! some request awaits a statement, and a cancel must go out even when none does (the
 //! request that was cancelled is gone, and the host may be idle or shutting down).
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use futures_lite::future;
@@ -20,8 +21,9 @@ pub(super) const CANCEL_TIMEOUT: Duration = Duration::from_secs(1);
 
 /// Sends a cancel request for the backend `token` names on `peer`, in the background; one
 /// that fails, or gets no answer within [`CANCEL_TIMEOUT`] (a server cut off: nothing
-/// answers the connect), is given up with a warning naming the server and why.
-pub(super) fn spawn(peer: Peer, token: CancelToken) -> Task<()> {
+/// answers the connect), is given up with a warning naming the server, why, and the
+/// binding `binding`.
+pub(super) fn spawn(peer: Peer, token: CancelToken, binding: Arc<str>) -> Task<()> {
     smol::spawn(async move {
         let sent = async {
             let socket = peer.connect().await.map_err(|error| error.to_string())?;
@@ -38,7 +40,7 @@ pub(super) fn spawn(peer: Peer, token: CancelToken) -> Task<()> {
             ))
         };
         if let Err(reason) = future::or(sent, timed_out).await {
-            log::warn!(handler_type = "db"; "could not send a cancel request to the database at {peer}: {reason}; the statement it was for runs on until it ends or reaches statement_timeout");
+            log::warn!(handler_type = "db", binding = &*binding; "could not send a cancel request to the database at {peer}: {reason}; the statement it was for runs on until it ends or reaches statement_timeout");
         }
     })
 }

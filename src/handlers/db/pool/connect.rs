@@ -69,7 +69,8 @@ enum Failure {
 /// itself (to see, before a statement, whether an idle connection was sent something).
 pub(super) type Opened = (Client, Connection, Peer, Arc<dyn Duplex>);
 
-pub(super) async fn open(config: &Config) -> Result<Opened, HandlerError> {
+/// Its logs name the binding `binding`.
+pub(super) async fn open(config: &Config, binding: &str) -> Result<Opened, HandlerError> {
     let hosts = config.get_hosts();
     let addresses = config.get_hostaddrs();
     let count = hosts.len().max(addresses.len());
@@ -91,7 +92,7 @@ pub(super) async fn open(config: &Config) -> Result<Opened, HandlerError> {
             .or(config.get_ports().first())
             .copied()
             .unwrap_or(5432);
-        let attempt = future::or(attempt(config, &host, port), async {
+        let attempt = future::or(attempt(config, &host, port, binding), async {
             Timer::after(timeout).await;
             Err(Failure::TimedOut(timeout))
         });
@@ -126,7 +127,12 @@ pub(super) async fn open(config: &Config) -> Result<Opened, HandlerError> {
     })
 }
 
-async fn attempt(config: &Config, host: &Host, port: u16) -> Result<Opened, Failure> {
+async fn attempt(
+    config: &Config,
+    host: &Host,
+    port: u16,
+    binding: &str,
+) -> Result<Opened, Failure> {
     let (socket, peer): (Arc<dyn Duplex>, Peer) = match host {
         Host::Tcp(name) => {
             let stream = TcpStream::connect((name.as_str(), port))
@@ -154,6 +160,7 @@ async fn attempt(config: &Config, host: &Host, port: u16) -> Result<Opened, Fail
         let rows = drive(
             &mut connection,
             client.simple_query("SHOW transaction_read_only"),
+            binding,
         )
         .await?
         .map_err(Failure::Postgres)?;
@@ -191,17 +198,19 @@ fn tcp_options(config: &Config, stream: &std::net::TcpStream) -> io::Result<()> 
 }
 
 /// Awaits `work` while polling the connection it needs, before the connection has a
-/// task of its own; the outer error means the connection ended.
+/// task of its own (for the binding `binding`); the outer error means the connection
+/// ended.
 async fn drive<T>(
     connection: &mut Connection,
     work: impl Future<Output = Result<T, tokio_postgres::Error>>,
+    binding: &str,
 ) -> Result<Result<T, tokio_postgres::Error>, Failure> {
     let mut work = pin!(work);
     future::poll_fn(|cx| {
         if let Poll::Ready(done) = work.as_mut().poll(cx) {
             return Poll::Ready(Ok(done));
         }
-        match poll_connection(connection, cx) {
+        match poll_connection(connection, cx, binding) {
             Poll::Ready(Err(error)) => return Poll::Ready(Err(Failure::Postgres(error))),
             Poll::Ready(Ok(())) => {
                 return Poll::Ready(Err(Failure::Io(io::ErrorKind::UnexpectedEof.into())));
@@ -215,15 +224,16 @@ async fn drive<T>(
 
 /// Reads and writes `connection`'s socket until it would wait (`Pending`) or the
 /// connection ends (`Ready`: closed, or failed): replies go to the statements waiting on
-/// the client half, notices to the log.
+/// the client half, notices to the log, naming the binding `binding`.
 pub(super) fn poll_connection(
     connection: &mut Connection,
     cx: &mut Context<'_>,
+    binding: &str,
 ) -> Poll<Result<(), tokio_postgres::Error>> {
     loop {
         match connection.poll_message(cx) {
             Poll::Ready(Some(Ok(AsyncMessage::Notice(notice)))) => {
-                log::info!(handler_type = "db"; "database notice: {}", notice.message());
+                log::info!(handler_type = "db", binding; "database notice: {}", notice.message());
             }
             Poll::Ready(Some(Ok(_))) => {}
             Poll::Ready(Some(Err(error))) => return Poll::Ready(Err(error)),

@@ -66,10 +66,13 @@ impl Pool {
         if let Some(link) = self.state().health.clone().filter(|link| !link.is_closed()) {
             return Ok(link);
         }
-        let (client, connection, peer, socket) = connect::open(&self.config).await?;
+        let (client, connection, peer, socket) = connect::open(&self.config, &self.binding).await?;
         let link = Arc::new(Link::new(client, peer, socket, 0));
         // No watch: the check's own time limit bounds it.
-        let socket = self.drivers.spawn(watch::drive_socket(connection, None));
+        let binding = Arc::clone(&self.binding);
+        let socket = self
+            .drivers
+            .spawn(watch::drive_socket(connection, None, binding));
         let mut open = self.state();
         if open.stopped {
             return Err(stopped());

@@ -88,12 +88,15 @@ impl Pool {
     /// Opens a connection, known good at `lost`, and runs its socket on the pool's
     /// executor; lent to no one yet.
     pub(super) async fn open_link(&self, lost: u64) -> Result<Arc<Link>, HandlerError> {
-        let (client, connection, peer, socket) = connect::open(&self.config).await?;
+        let (client, connection, peer, socket) = connect::open(&self.config, &self.binding).await?;
         let link = Arc::new(Link::new(client, peer, socket, lost));
         let watch = self
             .deadline
             .map(|deadline| Watch::new(Arc::downgrade(&link), deadline, self.epoch));
-        let socket = self.drivers.spawn(watch::drive_socket(connection, watch));
+        let binding = Arc::clone(&self.binding);
+        let socket = self
+            .drivers
+            .spawn(watch::drive_socket(connection, watch, binding));
         let mut open = self.state();
         if open.stopped {
             return Err(stopped());

@@ -105,7 +105,8 @@ impl Pool {
             .position(|(open, _)| Arc::ptr_eq(open, link))
             .map(|index| open.sockets.swap_remove(index));
         open.cancels.retain(|cancel| !cancel.is_finished());
-        open.cancels.push(cancel::spawn(peer, token));
+        open.cancels
+            .push(cancel::spawn(peer, token, Arc::clone(&self.binding)));
         drop(open);
         // Dropping the socket task closes the socket (on the executor's next turn).
         drop(socket);

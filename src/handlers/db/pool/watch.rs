@@ -12,7 +12,7 @@
 //! the statement's start, or the statement is answered in turn.
 
 use std::pin::Pin;
-use std::sync::Weak;
+use std::sync::{Arc, Weak};
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
@@ -24,10 +24,14 @@ use super::connect::{Connection, poll_connection};
 use super::link::Link;
 
 /// Runs a connection's socket until the connection ends (see [`poll_connection`]), or
-/// until `watch` finds it stalled.
-pub(super) async fn drive_socket(mut connection: Connection, mut watch: Option<Watch>) {
+/// until `watch` finds it stalled; its logs name the binding `binding`.
+pub(super) async fn drive_socket(
+    mut connection: Connection,
+    mut watch: Option<Watch>,
+    binding: Arc<str>,
+) {
     let ended = future::poll_fn(|cx| {
-        if let Poll::Ready(ended) = poll_connection(&mut connection, cx) {
+        if let Poll::Ready(ended) = poll_connection(&mut connection, cx, &binding) {
             return Poll::Ready(Some(ended));
         }
         match &mut watch {
@@ -40,10 +44,10 @@ pub(super) async fn drive_socket(mut connection: Connection, mut watch: Option<W
     match ended {
         Some(Ok(())) => {}
         Some(Err(ended)) => {
-            log::warn!(handler_type = "db"; "a database connection ended: {}", error::failure_reason(&ended));
+            log::warn!(handler_type = "db", binding = &*binding; "a database connection ended: {}", error::failure_reason(&ended));
         }
         None => {
-            log::warn!(handler_type = "db"; "a database connection answered nothing past the statement deadline: closed");
+            log::warn!(handler_type = "db", binding = &*binding; "a database connection answered nothing past the statement deadline: closed");
         }
     }
 }
