@@ -30,12 +30,11 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use futures_lite::future;
-use http_body_util::Full;
 use hyper::body::{Body, Frame, Incoming, SizeHint};
 use hyper::header::{ALLOW, CONNECTION, CONTENT_TYPE, HeaderValue, RETRY_AFTER};
 use hyper::{Method, Request, Response, StatusCode};
 use smol::{Async, Executor, Timer};
-use smol_hyper::rt::{FuturesIo, SmolTimer};
+use smol_hyper::rt::SmolTimer;
 
 use crate::budget::Charge;
 use crate::error::HostError;
@@ -43,7 +42,7 @@ use crate::host::RuntimeHost;
 use crate::latch::Latch;
 use connections::{Admitted, Connections};
 use envelopes::{Requests, Taken};
-use stall::WriteDeadline;
+use stall::{Vectored, WriteDeadline};
 
 pub use connections::{MAX_CONNECTIONS, RESERVE};
 
@@ -190,7 +189,7 @@ async fn serve_connection(
     } else {
         HEADER_TIMEOUT.min(shared.request_timeout)
     };
-    let io = FuturesIo::new(WriteDeadline::new(stream, WRITE_TIMEOUT));
+    let io = Vectored::new(WriteDeadline::new(stream, WRITE_TIMEOUT));
     let connection = hyper::server::conn::http1::Builder::new()
         .timer(SmolTimer::new())
         .header_read_timeout(header_timeout)
@@ -227,11 +226,11 @@ async fn serve_connection(
     drop(admitted);
 }
 
-/// A response body, and what must live until it has been written: the request's
-/// charge to the memory budget and its place among the requests taken in.
+/// A response body, and the request's place among those taken in, kept until the body
+/// has been handed to hyper.
 struct Reply {
-    body: Full<Bytes>,
-    _held: Option<(Charge, Taken)>,
+    body: Option<Bytes>,
+    _taken: Option<Taken>,
 }
 
 impl Body for Reply {
@@ -240,18 +239,42 @@ impl Body for Reply {
 
     fn poll_frame(
         mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
+        _: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, Self::Error>>> {
-        Pin::new(&mut self.body).poll_frame(cx)
+        Poll::Ready(self.body.take().map(|bytes| Ok(Frame::data(bytes))))
     }
 
     fn is_end_stream(&self) -> bool {
-        self.body.is_end_stream()
+        self.body.is_none()
     }
 
     fn size_hint(&self) -> SizeHint {
-        self.body.size_hint()
+        SizeHint::with_exact(self.body.as_ref().map_or(0, |bytes| bytes.len() as u64))
     }
+}
+
+/// A response's bytes and the request's charge to the memory budget: hyper queues the
+/// bytes and drops them once written, so the charge lasts until the response has left.
+struct Charged {
+    bytes: Bytes,
+    _charge: Charge,
+}
+
+impl AsRef<[u8]> for Charged {
+    fn as_ref(&self) -> &[u8] {
+        &self.bytes
+    }
+}
+
+/// `bytes`, holding `charge` until the last of them has been written.
+fn charged(bytes: Bytes, charge: Charge) -> Bytes {
+    if charge.bytes() == 0 {
+        return bytes;
+    }
+    Bytes::from_owner(Charged {
+        bytes,
+        _charge: charge,
+    })
 }
 
 async fn respond(request: Request<Incoming>, shared: &Shared, reserve: bool) -> Response<Reply> {
@@ -332,18 +355,48 @@ fn closing(mut response: Response<Reply>) -> Response<Reply> {
 
 fn reply(status: StatusCode, bytes: Bytes) -> Response<Reply> {
     let mut response = Response::new(Reply {
-        body: Full::new(bytes),
-        _held: None,
+        body: Some(bytes).filter(|bytes| !bytes.is_empty()),
+        _taken: None,
     });
     *response.status_mut() = status;
     response
 }
 
 fn json<T: serde::Serialize>(status: StatusCode, body: &T) -> Response<Reply> {
-    let bytes = serde_json::to_vec(body).unwrap_or_default();
+    json_sized(status, body, false)
+}
+
+/// `json`, for a `large` body: measured first, then written into a buffer of its size.
+/// A buffer grown while writing is copied at every doubling and ends up to twice the
+/// body's size; measuring costs a second pass, worth it only for a large body.
+fn json_sized<T: serde::Serialize>(status: StatusCode, body: &T, large: bool) -> Response<Reply> {
+    let mut bytes = Vec::new();
+    if large {
+        let mut length = Length(0);
+        if serde_json::to_writer(&mut length, body).is_ok() {
+            bytes.reserve_exact(length.0);
+        }
+    }
+    if serde_json::to_writer(&mut bytes, body).is_err() {
+        bytes.clear();
+    }
     let mut response = reply(status, Bytes::from(bytes));
     response
         .headers_mut()
         .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
     response
+}
+
+/// Counts the bytes written to it.
+struct Length(usize);
+
+impl std::io::Write for Length {
+    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+        self.0 += bytes.len();
+        Ok(bytes.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
 }

@@ -212,6 +212,50 @@ fn a_body_the_memory_budget_cannot_hold_now_gets_503_with_retry_after() {
 }
 
 #[test]
+fn a_response_holds_its_charge_to_the_memory_budget_until_it_has_been_written() {
+    let (_fixture, daemon) = listening(&[]);
+    // 6 MiB back: more than the kernel's buffers between host and client take (4 MiB
+    // sent at most, the client's receive buffer kept small), so the host cannot finish
+    // writing it until the client reads.
+    let payload = format!(r#"{{"s":"{}"}}"#, "x".repeat(6 * 1024 * 1024));
+    let line = request_line(1, "echo_node", "local.echo", &payload);
+    let socket =
+        socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).expect("a socket");
+    socket.set_recv_buffer_size(4096).expect("a small buffer");
+    let addr: std::net::SocketAddr = daemon.addr().parse().expect("an address");
+    socket.connect(&addr.into()).expect("connects");
+    let mut stream = TcpStream::from(socket);
+    let head = format!(
+        "POST /v1/envelopes HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n",
+        line.len()
+    );
+    stream
+        .write_all(head.as_bytes())
+        .expect("sends the headers");
+    stream.write_all(line.as_bytes()).expect("sends the body");
+    // The first bytes of the answer: the host has handled the request and is writing.
+    stream
+        .set_read_timeout(Some(Duration::from_secs(30)))
+        .expect("a read timeout");
+    stream.peek(&mut [0u8; 1]).expect("the answer begins");
+    let held = gauge(&daemon, "onex_memory_held_bytes");
+    assert!(
+        held >= 6 * 1024 * 1024,
+        "only {held} bytes charged while the response is being written"
+    );
+    let (status, body) = read_response(&mut stream, 30);
+    assert_eq!(status, "HTTP/1.1 200 OK");
+    assert_eq!(
+        json_of(&body)["payload"]["s"].as_str().map(str::len),
+        Some(6 * 1024 * 1024)
+    );
+    daemon.wait_for(
+        |d| gauge(d, "onex_memory_held_bytes") == 0,
+        "the charge given back once the response has been read",
+    );
+}
+
+#[test]
 fn many_large_bodies_at_once_stay_inside_the_memory_bound_and_are_all_answered() {
     let (_fixture, daemon) = listening(&["--max-in-flight", "1"]);
     let payload = format!(r#"{{"s":"{}"}}"#, "x".repeat(4 * 1024 * 1024));

@@ -7,7 +7,8 @@ use std::time::Duration;
 
 use futures_lite::future;
 
-use onex_host::envelope::{Envelope, ErrorBody, Payload};
+use onex_host::budget::Budget;
+use onex_host::envelope::{Envelope, ErrorBody, Payload, Request, Stamp};
 use onex_host::handlers::db::HandlerDb;
 use onex_host::runtime::NodeRuntime;
 use serde_json::{Value, json};
@@ -36,6 +37,19 @@ pub(crate) fn call(
         operation,
         json!({"sql": sql, "parameters": parameters}),
     )
+}
+
+/// `db.query` with `payload` on `runtime`, charged to `budget`.
+fn query_charged(runtime: &NodeRuntime, payload: Value, budget: &Arc<Budget>) -> Envelope {
+    let envelope = Envelope::request(
+        &Stamp::deterministic(1),
+        "store",
+        "db.query",
+        payload.as_object().cloned(),
+    );
+    let request = Request::check(Box::new(envelope)).expect("a request");
+    let charge = budget.try_take(0).expect("room");
+    *within(30, runtime.route(request, charge))
 }
 
 pub(crate) fn ok(response: Envelope) -> Payload {
@@ -803,19 +817,11 @@ fn a_busy_polling_host_answers_one_request_at_a_time_across_pauses() {
 
 #[test]
 fn a_result_the_memory_budget_cannot_hold_fails_and_its_charge_is_given_back() {
-    use onex_host::budget::Budget;
-    use onex_host::envelope::{Request, Stamp};
     let cluster = PgCluster::start();
     let runtime = runtime(&cluster.url());
     // 2,000 rows of 1,000 characters: some 6 MB charged (as read, parsed and answered).
     let sql = "SELECT repeat('x', 1000) AS t FROM generate_series(1, 2000)";
-    let route = |budget: &Arc<Budget>| {
-        let payload = json!({"sql": sql}).as_object().cloned();
-        let envelope = Envelope::request(&Stamp::deterministic(1), "store", "db.query", payload);
-        let request = Request::check(Box::new(envelope)).expect("a request");
-        let charge = budget.try_take(0).expect("room");
-        *within(30, runtime.route(request, charge))
-    };
+    let route = |budget: &Arc<Budget>| query_charged(&runtime, json!({"sql": sql}), budget);
     let small = Budget::new(1024 * 1024);
     let error = failed(route(&small));
     assert_eq!(
@@ -831,6 +837,27 @@ fn a_result_the_memory_budget_cannot_hold_fails_and_its_charge_is_given_back() {
         ok(call(&runtime, "db.query", "SELECT 1 AS one", json!([])))["row_count"],
         1
     );
+}
+
+#[test]
+fn parameters_the_memory_budget_cannot_hold_while_sent_fail_and_their_charge_is_given_back() {
+    let cluster = PgCluster::start();
+    let runtime = runtime(&cluster.url());
+    // A 600 KB parameter is charged twice while the driver sends it (1.2 MB), then given
+    // back: its echo, charged three times as it arrives (1.8 MB), fits in 2 MiB only then.
+    let text = "x".repeat(600 * 1000);
+    let payload = json!({"sql": "SELECT $1::text AS s", "parameters": [text]});
+    let route = |budget: &Arc<Budget>| query_charged(&runtime, payload.clone(), budget);
+    let small = Budget::new(1024 * 1024);
+    let error = failed(route(&small));
+    assert_eq!(
+        error.message,
+        "handler 'db': the statement's parameters are larger than the host can hold now (its memory budget is spent): send less, or retry"
+    );
+    assert_eq!(small.held(), 0, "the charge is given back");
+    let large = Budget::new(2 * 1024 * 1024);
+    assert_eq!(ok(route(&large))["rows"], json!([{"s": text}]));
+    assert_eq!(large.held(), 0);
 }
 
 #[test]

@@ -17,7 +17,7 @@ use smol::Timer;
 
 use crate::budget::{Budget, Charge};
 use crate::envelope::MAX_ENVELOPE_BYTES;
-use crate::envelope::weight::Weigher;
+use crate::envelope::weight::{TEXT_COPIES, Weigher};
 
 /// The most of a refused body read (and dropped as it arrives) so that the client, still
 /// sending, reads the answer instead of a reset connection.
@@ -53,10 +53,24 @@ pub(super) async fn read(
     if body.size_hint().lower() > MAX_ENVELOPE_BYTES as u64 {
         return Err(Unread::TooLarge);
     }
+    let length = body.size_hint().exact();
     let reading = async {
         let charge = budget.try_take(0).ok_or(Unread::Busy)?;
         let mut weigher = Weigher::default();
         let mut kept = Vec::new();
+        if let Some(length) = length.filter(|&length| length > 0) {
+            // A declared length is held at once, charged first with what its text takes
+            // at least: a body kept in a growing buffer was copied at every doubling, and
+            // a 1 MiB one held 2 MiB.
+            let least = length * TEXT_COPIES;
+            if least > budget.total() {
+                return Err(Unread::TooHeavy(least));
+            }
+            if !charge.try_grow(least) {
+                return Err(Unread::Busy);
+            }
+            kept.reserve_exact(usize::try_from(length).map_err(|_| Unread::TooLarge)?);
+        }
         while let Some(frame) = body.frame().await {
             let Ok(data) = frame.map_err(Unread::Failed)?.into_data() else {
                 continue;

@@ -16,10 +16,14 @@ use hyper::body::Incoming;
 use hyper::{Request, Response, StatusCode};
 
 use super::body::{self, Unread};
-use super::{Reply, Shared, busy, closing, json};
+use super::{Reply, Shared, busy, charged, closing, json, json_sized};
 use crate::budget::Charge;
 use crate::envelope::{EnvelopeError, MAX_ENVELOPE_BYTES, RequestContext};
 use crate::host::{HostState, RuntimeHost};
+
+/// A request charged this much or more has its response measured before it is written
+/// ([`json_sized`]): it may be large too.
+const LARGE: u64 = 256 * 1024;
 
 /// Envelope requests taken in and not yet answered (their response not yet written).
 #[derive(Debug, Default)]
@@ -69,8 +73,8 @@ pub(super) async fn envelope(request: Request<Incoming>, shared: &Shared) -> Res
     Response::from_parts(
         parts,
         Reply {
-            body: reply.body,
-            _held: Some((charge, taken)),
+            body: reply.body.map(|bytes| charged(bytes, charge)),
+            _taken: Some(taken),
         },
     )
 }
@@ -119,7 +123,7 @@ async fn answer(request: Request<Incoming>, shared: &Shared) -> (Response<Reply>
         },
     );
     let response = match routed.await {
-        Some(response) => json(StatusCode::OK, &response),
+        Some(response) => json_sized(StatusCode::OK, &response, charge.bytes() >= LARGE),
         None => {
             host.note_cut_short(1);
             json(StatusCode::SERVICE_UNAVAILABLE, &host.refuse(context, true))

@@ -226,6 +226,7 @@ impl Link {
             return Ok(Payload::new());
         }
         let statement = self.prepare(sql).await?;
+        let sending = Sending::charge(charge, parameters)?;
         let parameters = bind(parameters, statement.params())?;
         let refs: Vec<&(dyn tokio_postgres::types::ToSql + Sync)> = parameters
             .iter()
@@ -246,6 +247,7 @@ impl Link {
             .query_raw(&statement, refs.iter().copied())
             .await
             .map_err(error::db_error)?;
+        drop(sending);
         let out = rows::collect(rows, charge).await?;
         payload.insert("row_count".into(), out.len().into());
         payload.insert("rows".into(), Value::Array(out));
@@ -274,11 +276,53 @@ impl Link {
     }
 }
 
+/// A statement's parameters charged to its request while the driver holds them: encoded
+/// in the bind message, and copied again into the connection's write buffer. The charge
+/// is given back once the server has begun to answer (the driver has written them out by
+/// then; rows are charged as they arrive) or the statement has failed.
+struct Sending<'a> {
+    charge: &'a Charge,
+    bytes: u64,
+}
+
+impl<'a> Sending<'a> {
+    fn charge(charge: &'a Charge, parameters: &[Value]) -> Result<Self, HandlerError> {
+        let bytes = 2 * parameters.iter().map(encoded).sum::<u64>();
+        if !charge.try_grow(bytes) {
+            return Err(HandlerError::execution(
+                "the statement's parameters are larger than the host can hold now (its memory budget is spent): send less, or retry",
+            ));
+        }
+        Ok(Sending { charge, bytes })
+    }
+}
+
+impl Drop for Sending<'_> {
+    fn drop(&mut self) {
+        self.charge
+            .shrink_to(self.charge.bytes().saturating_sub(self.bytes));
+    }
+}
+
+/// About how many bytes `value` takes encoded as a parameter: its text, or 8 for a
+/// number, a boolean or null.
+fn encoded(value: &Value) -> u64 {
+    match value {
+        Value::String(text) => text.len() as u64,
+        Value::Array(items) => items.iter().map(encoded).sum(),
+        Value::Object(entries) => entries
+            .iter()
+            .map(|(key, value)| key.len() as u64 + encoded(value))
+            .sum(),
+        Value::Number(_) | Value::Bool(_) | Value::Null => 8,
+    }
+}
+
 /// Converts the JSON parameters to the types the prepared statement expects.
-fn bind(
-    parameters: &[Value],
+fn bind<'a>(
+    parameters: &'a [Value],
     types: &[tokio_postgres::types::Type],
-) -> Result<Vec<types::Param>, HandlerError> {
+) -> Result<Vec<types::Param<'a>>, HandlerError> {
     parameters
         .iter()
         .zip(types)
