@@ -15,6 +15,7 @@ mod cli;
 mod contracts;
 mod db;
 mod db_faults;
+mod db_pool;
 mod db_retry;
 mod db_transaction;
 mod db_transaction_faults;

@@ -9,12 +9,14 @@
 //!
 //! A statement takes the least busy open connection that answers promptly: one that is
 //! idle, or has fewer than [`PIPELINE_DEPTH`] in flight, answered its last statement
-//! within [`PROMPT`] and made progress within the last [`PROMPT`]. Only when none does
-//! does it wait for a connection being opened, or open another (up to [`POOL_SIZE`],
-//! concurrently; see [`opening`]), so fast statements do not queue behind a slow one
-//! while a connection is free to take them; once the pool is full, the least busy
-//! connection takes it. Light load keeps reusing one warm connection (and one warm
-//! server process).
+//! within [`PROMPT`] and answered one within the last [`PROMPT`]. A connection that just
+//! went busy and has not answered yet is given [`PROMPT`] to show which it is. Only when
+//! none answers promptly does the statement open another connection (up to
+//! [`POOL_SIZE`], concurrently; see [`opening`]), so fast statements do not queue behind
+//! a slow one while a connection is free to take them, and a burst of long ones on a
+//! cold pool runs on as many connections as it has statements; once the pool is full,
+//! statements are pipelined on the connections being opened and the least busy open
+//! ones. Light load keeps reusing one warm connection (and one warm server process).
 //!
 //! Each connection's socket is a task on the pool's own executor (`drivers`), which runs
 //! only while some request awaits a statement: every waiting request gives it turns

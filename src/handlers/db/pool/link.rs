@@ -30,7 +30,10 @@ pub(super) struct Link {
     /// When (µs on the pool's clock) a statement last finished here, or the link last
     /// went from idle to busy.
     progress: AtomicU64,
-    /// How long (µs) the last statement to finish here took, queueing included.
+    /// When (µs on the pool's clock) a statement was last answered here.
+    answered: AtomicU64,
+    /// How long (µs) the last statement to finish here took, queueing included;
+    /// [`UNPROVEN`] until one has.
     last_took: AtomicU64,
     /// The pool's count of lost connections when this one was last known good.
     checked: AtomicU64,
@@ -62,6 +65,7 @@ impl Drop for Busy<'_> {
         if self.answered {
             let now = micros_since(self.epoch);
             self.link.progress.store(now, Ordering::Relaxed);
+            self.link.answered.store(now, Ordering::Relaxed);
             self.link
                 .last_took
                 .store(now.saturating_sub(self.started), Ordering::Relaxed);
@@ -69,6 +73,10 @@ impl Drop for Busy<'_> {
         self.link.in_flight.fetch_sub(1, Ordering::Relaxed);
     }
 }
+
+/// [`Link::last_took`] of a connection that has answered no statement yet: how promptly
+/// it answers is unknown, so it takes another only once idle.
+const UNPROVEN: u64 = u64::MAX;
 
 /// Microseconds from `epoch` (the pool's start) to now.
 pub(super) fn micros_since(epoch: Instant) -> u64 {
@@ -89,7 +97,8 @@ impl Link {
             statements: Mutex::new(HashMap::new()),
             in_flight: AtomicUsize::new(0),
             progress: AtomicU64::new(0),
-            last_took: AtomicU64::new(0),
+            answered: AtomicU64::new(0),
+            last_took: AtomicU64::new(UNPROVEN),
             checked: AtomicU64::new(checked),
         }
     }
@@ -116,13 +125,36 @@ impl Link {
 
     /// Whether a statement sent now would be answered promptly at `now`: the link is
     /// idle, or has fewer than `depth` in flight, answered its last statement within
-    /// `prompt` µs, and has answered one (or started) within the last `prompt` µs.
+    /// `prompt` µs, and answered one within the last `prompt` µs. A link that has
+    /// answered nothing yet takes more only once idle.
     pub(super) fn takes_more(&self, now: u64, depth: usize, prompt: u64) -> bool {
         let in_flight = self.in_flight();
         in_flight == 0
             || (in_flight < depth
                 && self.last_took.load(Ordering::Relaxed) <= prompt
-                && now.saturating_sub(self.progress.load(Ordering::Relaxed)) <= prompt)
+                && now.saturating_sub(self.answered.load(Ordering::Relaxed)) <= prompt)
+    }
+
+    /// Until when (µs) it is not yet known whether the link answers promptly: it went
+    /// from idle to busy less than `prompt` µs before `now`, has answered nothing since,
+    /// and takes more than it has in flight; `None` once that is known, or when it is
+    /// idle, full, or answering promptly.
+    pub(super) fn unknown_until(&self, now: u64, depth: usize, prompt: u64) -> Option<u64> {
+        let in_flight = self.in_flight();
+        let busy_since = self.progress.load(Ordering::Relaxed);
+        let unanswered = busy_since > self.answered.load(Ordering::Relaxed);
+        (in_flight > 0
+            && in_flight < depth
+            && unanswered
+            && !self.takes_more(now, depth, prompt)
+            && now.saturating_sub(busy_since) < prompt)
+            .then(|| busy_since.saturating_add(prompt))
+    }
+
+    /// Whether the link has answered a statement (so [`Link::takes_more`] knows how
+    /// promptly it answers).
+    pub(super) fn is_proven(&self) -> bool {
+        self.last_took.load(Ordering::Relaxed) != UNPROVEN
     }
 
     /// The connection ended: the link must not be chosen again.
