@@ -9,14 +9,14 @@
 //!
 //! A statement takes the least busy open connection that answers promptly: one that is
 //! idle, or has fewer than [`PIPELINE_DEPTH`] in flight, answered its last statement
-//! within [`PROMPT`] and answered one within the last [`PROMPT`]. A connection that just
-//! went busy and has not answered yet is given [`PROMPT`] to show which it is. Only when
+//! within [`PROMPT`] and answered one within the last [`PROMPT`] (checks, such as the
+//! start-up ping, do not count). A connection that just went busy and has not answered
+//! yet is given [`PROMPT`] to show which it is, while the pool has room. Only when
 //! none answers promptly does the statement open another connection (up to
 //! [`POOL_SIZE`], concurrently; see [`opening`]), so fast statements do not queue behind
 //! a slow one while a connection is free to take them, and a burst of long ones on a
 //! cold pool runs on as many connections as it has statements; once the pool is full,
-//! statements are pipelined on the connections being opened and the least busy open
-//! ones. Light load keeps reusing one warm connection (and one warm server process).
+//! each is pipelined on the least busy connection, open or being opened. Light load keeps reusing one warm connection (and one warm server process).
 //!
 //! Each connection's socket is a task on the pool's own executor (`drivers`), which runs
 //! only while some request awaits a statement: every waiting request gives it turns
@@ -73,6 +73,11 @@ pub(super) const POOL_SIZE: usize = 5;
 pub(super) const PIPELINE_DEPTH: usize = 8;
 /// A busy connection takes another statement only while it answers within this.
 pub(super) const PROMPT: Duration = Duration::from_millis(2);
+/// How long a statement waits for the connection it opens before it takes an open one
+/// that came free instead, giving the connect up: a usual connect takes milliseconds, and
+/// giving up one that would have finished costs the server a process for nothing (and the
+/// pool the connection, so that the next burst opens it again).
+pub(super) const CONNECT_PATIENCE: Duration = Duration::from_millis(200);
 /// How long a connection may leave its statements unanswered beyond the server's
 /// `statement_timeout`: room for the server's own cancellation to arrive.
 pub(super) const DEADLINE_MARGIN: Duration = Duration::from_secs(1);
@@ -204,7 +209,7 @@ impl Pool {
                 ))
             };
             // Past the limit the check is dropped: abandoned, its connection retired.
-            match future::or(self.on(&link, link.validate()), timed_out).await {
+            match future::or(self.check_on(&link, link.validate()), timed_out).await {
                 Ok(()) => link.mark_checked(lost),
                 Err(_) => {
                     self.forget(&link);
@@ -212,7 +217,12 @@ impl Pool {
                 }
             }
         }
-        let result = self.on(&link, link.run(op, sql, parameters, charge)).await;
+        let work = link.run(op, sql, parameters, charge);
+        let result = if op == Op::Ping {
+            self.check_on(&link, work).await
+        } else {
+            self.on(&link, work).await
+        };
         // The client learns a connection ended when it next uses it, or from the server's
         // last word before it closes (its socket may not have been read to the end yet).
         if result

@@ -36,7 +36,7 @@ impl Pool {
 
     async fn ping(&self) -> Result<(), HandlerError> {
         if let Some(link) = self.idle() {
-            let pinged = self.on(&link, ping(&link)).await;
+            let pinged = self.check_on(&link, ping(&link)).await;
             if pinged.is_ok() || !link.is_closed() {
                 return pinged;
             }
@@ -45,7 +45,7 @@ impl Pool {
             self.forget(&link);
         }
         let link = self.health_link().await?;
-        self.on(&link, ping(&link)).await
+        self.check_on(&link, ping(&link)).await
     }
 
     /// An open pooled connection with nothing in flight.

@@ -30,7 +30,7 @@ pub(super) struct Link {
     /// When (µs on the pool's clock) a statement last finished here, or the link last
     /// went from idle to busy.
     progress: AtomicU64,
-    /// When (µs on the pool's clock) a statement was last answered here.
+    /// When (µs on the pool's clock) a statement (not a check) was last answered here.
     answered: AtomicU64,
     /// How long (µs) the last statement to finish here took, queueing included;
     /// [`UNPROVEN`] until one has.
@@ -58,6 +58,8 @@ pub(super) struct Busy<'a> {
     started: u64,
     /// The server answered it: that is progress. One left unanswered is not.
     pub(super) answered: bool,
+    /// A statement's (not a check's): how long it took says how promptly the link answers.
+    measured: bool,
 }
 
 impl Drop for Busy<'_> {
@@ -65,10 +67,12 @@ impl Drop for Busy<'_> {
         if self.answered {
             let now = micros_since(self.epoch);
             self.link.progress.store(now, Ordering::Relaxed);
-            self.link.answered.store(now, Ordering::Relaxed);
-            self.link
-                .last_took
-                .store(now.saturating_sub(self.started), Ordering::Relaxed);
+            if self.measured {
+                self.link.answered.store(now, Ordering::Relaxed);
+                self.link
+                    .last_took
+                    .store(now.saturating_sub(self.started), Ordering::Relaxed);
+            }
         }
         self.link.in_flight.fetch_sub(1, Ordering::Relaxed);
     }
@@ -104,8 +108,9 @@ impl Link {
     }
 
     /// Counts a statement in flight here, from `now`, until the guard drops; `epoch`
-    /// starts the pool's clock.
-    pub(super) fn enter(&self, epoch: Instant, now: Instant) -> Busy<'_> {
+    /// starts the pool's clock. Only a `measured` one (a statement, not a check) says how
+    /// promptly the link answers statements.
+    pub(super) fn enter(&self, epoch: Instant, now: Instant, measured: bool) -> Busy<'_> {
         let started =
             u64::try_from(now.saturating_duration_since(epoch).as_micros()).unwrap_or(u64::MAX);
         if self.in_flight.fetch_add(1, Ordering::Relaxed) == 0 {
@@ -116,6 +121,7 @@ impl Link {
             epoch,
             started,
             answered: false,
+            measured,
         }
     }
 

@@ -12,17 +12,18 @@
 //! spread evenly over it. Every statement waiting for a connection gets it or its failure
 //! together.
 //!
-//! A statement waiting alone for a connection being opened takes an open one instead as
-//! soon as one [takes more](Link::takes_more) and has answered a statement (its own
-//! opener's, say, when that was short), and the opening it leaves is given up: a burst of
-//! short statements ends pipelined on the connections that opened first, as before,
-//! rather than spread over connections it did not need. One that has answered nothing
-//! may be running a long statement, so it is left to the statements that opened it.
+//! A statement waiting alone for a connection being opened that has taken longer than
+//! [`CONNECT_PATIENCE`] (the connect hangs, say) takes an open one instead as soon as one
+//! [takes more](Link::takes_more) and has answered a statement, and the opening it leaves
+//! is given up. One that has answered nothing may be running a long statement, so it is
+//! left to the statements that opened it. Before that, it waits for its own: giving up
+//! connects that would have finished in a moment made the pool open and drop one after
+//! another under load (docs/PERFORMANCE.md).
 //!
 //! A failed connect fails its statements only when nothing else can take them: a
 //! statement whose connection did not open (the server refused more clients, SQLSTATE
-//! 53300; the connect timed out) takes an open connection, or waits for one begun before
-//! the failure, and fails with the failure only when there is none. It opens no other
+//! 53300; the connect timed out) takes the least busy open connection, else waits for one
+//! begun before the failure, and fails with the failure only when there is none. It opens no other
 //! itself, so its wait stays within the connects already under way.
 
 use std::pin::pin;
@@ -37,7 +38,7 @@ use smol::Timer;
 
 use super::link::{Link, micros_since};
 use super::watch::{self, Watch};
-use super::{Open, PIPELINE_DEPTH, PROMPT, Pool, connect, stopped};
+use super::{CONNECT_PATIENCE, Open, PIPELINE_DEPTH, PROMPT, Pool, connect, stopped};
 use crate::handler::{Fault, HandlerError};
 
 /// A connection being opened.
@@ -143,21 +144,29 @@ impl Pool {
         }
     }
 
-    /// Awaits the connection `waiter` waits for, or takes an open one that takes more and
-    /// has answered a statement, if one does while it waits alone.
+    /// Awaits the connection `waiter` waits for, or, once that has taken
+    /// [`CONNECT_PATIENCE`], takes an open one that takes more and has answered a
+    /// statement, if one does while it waits alone.
     async fn wait(&self, waiter: &Waiter<'_>) -> Result<Arc<Link>, String> {
         let opening = &waiter.opening;
         let mut opened = pin!(opening.result.get_or_init(|| self.open_for(opening)));
+        let patience = opening.begun + CONNECT_PATIENCE;
         loop {
             // Listening before looking: a connection coming free in between is not missed.
             let freed = self.freed.listen();
-            if waiter.alone()
+            let patient = Instant::now() < patience;
+            if !patient
+                && waiter.alone()
                 && let Some(link) = self.prompt_link(&self.state(), micros_since(self.epoch), true)
             {
                 return Ok(link);
             }
             let done = future::or(async { Some(opened.as_mut().await.clone()) }, async {
-                freed.await;
+                if patient {
+                    Timer::at(patience).await;
+                } else {
+                    freed.await;
+                }
                 None
             })
             .await;
@@ -211,13 +220,13 @@ impl Pool {
     }
 
     /// What a statement should take now: the least busy open connection that [takes
-    /// more](Link::takes_more) (ties to the oldest) and no transaction waits for; else, if
-    /// a connection went busy just now and has not answered yet, nothing until it answers
-    /// or [`PROMPT`] has passed (so a burst of short statements is pipelined on it, as
-    /// before, without opening connections it does not need); else a new one, while the
-    /// pool has room; else the least busy connection, open or being opened. After a
-    /// failed connect at `failed`, no new one: only those begun by then are
-    /// waited for, and `None` says there is nothing to take.
+    /// more](Link::takes_more) (ties to the oldest) and no transaction waits for; else,
+    /// while the pool has room, a new one, unless a connection went busy just now and has
+    /// not answered yet: then nothing until it answers or [`PROMPT`] has passed (so a
+    /// burst of short statements is pipelined on it, as before, without opening
+    /// connections it does not need); else the least busy connection, open or being
+    /// opened. After a failed connect at `failed`, no new one: only those begun by then
+    /// are waited for, and `None` says there is nothing to take.
     fn choose(&self, failed: Option<Instant>) -> Result<Option<Choice<'_>>, HandlerError> {
         let mut open = self.state();
         if open.stopped {
@@ -228,16 +237,18 @@ impl Pool {
         if let Some(link) = self.prompt_link(&open, now, false) {
             return Ok(Some(Choice::Link(link)));
         }
-        let unknown = open
-            .links
-            .iter()
-            .filter(|link| !link.is_draining())
-            .filter_map(|link| link.unknown_until(now, PIPELINE_DEPTH, prompt()))
-            .min();
-        if let Some(until) = unknown {
-            return Ok(Some(Choice::Defer(self.freed.listen(), until)));
-        }
         if failed.is_none() && open.links.len() + open.openings.len() + open.held < self.size {
+            // Only while a new connection is the alternative: a full pool takes the least
+            // busy one at once.
+            let unknown = open
+                .links
+                .iter()
+                .filter(|link| !link.is_draining())
+                .filter_map(|link| link.unknown_until(now, PIPELINE_DEPTH, prompt()))
+                .min();
+            if let Some(until) = unknown {
+                return Ok(Some(Choice::Defer(self.freed.listen(), until)));
+            }
             let opening = Arc::new(Opening {
                 result: OnceCell::new(),
                 waiting: AtomicUsize::new(0),
@@ -260,10 +271,13 @@ impl Pool {
             .filter(|opening| failed.is_none_or(|at| opening.begun <= at))
             .min_by_key(|opening| opening.waiting.load(Ordering::Acquire))
             .cloned();
+        // After a failed connect, an open connection before another connect that may fail
+        // too: the statement has waited for one already.
         Ok(match (least_busy, least_awaited) {
             (Some(link), Some(opening))
                 if link.is_draining()
-                    || opening.waiting.load(Ordering::Acquire) < link.in_flight() =>
+                    || (failed.is_none()
+                        && opening.waiting.load(Ordering::Acquire) < link.in_flight()) =>
             {
                 Some(Choice::Wait(Waiter::join(self, &opening)))
             }

@@ -25,10 +25,30 @@ impl Pool {
         link: &Arc<Link>,
         work: impl Future<Output = Result<T, HandlerError>>,
     ) -> Result<T, HandlerError> {
+        self.await_on(link, work, true).await
+    }
+
+    /// [`Pool::on`] for a check of the connection (a ping, a validation): how fast it is
+    /// answered says nothing of how fast statements are (the start-up ping's answer, just
+    /// before a burst of long statements, made the connection look prompt).
+    pub(super) async fn check_on<T>(
+        &self,
+        link: &Arc<Link>,
+        work: impl Future<Output = Result<T, HandlerError>>,
+    ) -> Result<T, HandlerError> {
+        self.await_on(link, work, false).await
+    }
+
+    async fn await_on<T>(
+        &self,
+        link: &Arc<Link>,
+        work: impl Future<Output = Result<T, HandlerError>>,
+        measured: bool,
+    ) -> Result<T, HandlerError> {
         let mut statement = Statement {
             pool: self,
             link,
-            busy: Some(link.enter(self.epoch, Instant::now())),
+            busy: Some(link.enter(self.epoch, Instant::now(), measured)),
             answered: false,
         };
         // `tick`, not `Executor::run`: a runner sets up a task queue of its own, which
