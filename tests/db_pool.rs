@@ -52,10 +52,11 @@ const SLEEP: &str = "SELECT pg_backend_pid() AS pid FROM pg_sleep(0.3)";
 /// Waits for a lock the test holds, and names its backend.
 const LOCKED: &str = "SELECT pg_backend_pid() AS pid FROM pg_advisory_xact_lock_shared(7)";
 
-/// Runs `count` [`LOCKED`] statements at once, waits until `side_by_side` of them wait for
-/// the lock on the server at once (a statement pipelined behind another waits on the
-/// host's side, not the server's), releases it; the backend each one ran on. Nothing
-/// answers before the release, so how fast connections open does not matter.
+/// Checks the handler's health, then runs `count` [`LOCKED`] statements at once, waits
+/// until `side_by_side` of them wait for the lock on the server at once (a statement
+/// pipelined behind another waits on the host's side, not the server's), releases it;
+/// the backend each one ran on. Nothing answers before the release, so how fast
+/// connections open does not matter.
 fn side_by_side(
     cluster: &PgCluster,
     runtime: &Arc<NodeRuntime>,
@@ -66,9 +67,19 @@ fn side_by_side(
     admin
         .batch_execute("SELECT pg_advisory_lock(7)")
         .expect("locks");
-    let statements: Vec<_> = (0..count)
-        .map(|_| route(runtime, LOCKED, json!([])))
-        .collect();
+    let statements: Vec<_> = within(10, async {
+        // A health check just before: its ping, answered a moment ago, says nothing of
+        // how fast the burst's statements will be answered.
+        let health = runtime
+            .handlers()
+            .next()
+            .expect("the db handler")
+            .health_check();
+        assert!(health.await.healthy);
+        (0..count)
+            .map(|_| route(runtime, LOCKED, json!([])))
+            .collect()
+    });
     let waiting = |admin: &mut postgres::Client| -> i64 {
         admin
             .query_one(
