@@ -67,21 +67,12 @@ impl<F: Future<Output = Outcome> + Unpin> Future for Limited<F> {
         if let Poll::Ready(outcome) = Pin::new(call).poll(cx) {
             return Poll::Ready(outcome);
         }
-        if this.timer.is_none() {
-            let now = this.clock.now();
-            let limit = this.limit.and_then(|limit| now.checked_add(limit));
-            // The request's deadline wins only when it comes first: then running out of
-            // time is the request's doing, not the dependency's.
-            let (until, by_request) = match (limit, this.deadline) {
-                (Some(limit), Some(deadline)) if deadline < limit => (deadline, true),
-                (Some(limit), _) => (limit, false),
-                (None, Some(deadline)) => (deadline, true),
-                (None, None) => return Poll::Pending,
-            };
-            this.timer = Some((this.clock.sleep_until(until), by_request));
-        }
-        let Some((timer, by_request)) = &mut this.timer else {
-            return Poll::Pending;
+        let (timer, by_request) = match &mut this.timer {
+            Some(timer) => timer,
+            None => match this.start_timer() {
+                Some(timer) => this.timer.insert(timer),
+                None => return Poll::Pending,
+            },
         };
         let by_request = *by_request;
         match timer.as_mut().poll(cx) {
@@ -92,6 +83,22 @@ impl<F: Future<Output = Outcome> + Unpin> Future for Limited<F> {
 }
 
 impl<F> Limited<F> {
+    /// The timer of a call that has started to wait, and whether it is the request's
+    /// deadline; `None` when there is no limit of either kind.
+    fn start_timer(&self) -> Option<(Boxed<()>, bool)> {
+        let now = self.clock.now();
+        let limit = self.limit.and_then(|limit| now.checked_add(limit));
+        // The request's deadline wins only when it comes first: then running out of time
+        // is the request's doing, not the dependency's.
+        let (until, by_request) = match (limit, self.deadline) {
+            (Some(limit), Some(deadline)) if deadline < limit => (deadline, true),
+            (Some(limit), _) => (limit, false),
+            (None, Some(deadline)) => (deadline, true),
+            (None, None) => return None,
+        };
+        Some((self.clock.sleep_until(until), by_request))
+    }
+
     /// The error of a call cut short, by the request's deadline or the binding's limit.
     fn expired(&self, by_request: bool) -> HandlerError {
         let handler_type = self.handler_type;
