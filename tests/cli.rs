@@ -406,11 +406,13 @@ fn an_oversized_line_is_answered_and_the_next_line_still_served() {
 
 /// Pipes are read and written on the host's reactor, through descriptions the host opens
 /// for itself: the pipes it was handed stay blocking for everyone sharing them (the shell
-/// that made them, its own stderr under `2>&1`). A file reads through a helper thread;
-/// both give the same answers.
+/// that made them, its own stderr under `2>&1`), and hold 1 MiB instead of Linux's
+/// 64 KiB, so the host and the programs at the other ends do not take turns. A file
+/// reads through a helper thread; both give the same answers.
 #[test]
-fn pipes_handed_to_the_host_stay_blocking_and_a_file_gives_the_same_answers() {
+fn pipes_handed_to_the_host_stay_blocking_and_grow_and_a_file_gives_the_same_answers() {
     use rustix::fs::{OFlags, fcntl_getfl};
+    use rustix::pipe::fcntl_getpipe_size;
     use std::io::{BufRead, BufReader, Write};
     use std::process::{Command, Stdio};
 
@@ -470,6 +472,12 @@ fn pipes_handed_to_the_host_stay_blocking_and_a_file_gives_the_same_answers() {
             !flags.contains(OFlags::NONBLOCK),
             "{end} was left non-blocking"
         );
+    }
+    for (end, size) in [
+        ("stdin", fcntl_getpipe_size(&stdin_read)),
+        ("stdout", fcntl_getpipe_size(&stdout_write)),
+    ] {
+        assert_eq!(size.expect("the pipe's size"), 1 << 20, "{end}");
     }
 
     let file = fixture.root().join("requests.jsonl");

@@ -30,6 +30,13 @@ use std::task::{Context, Poll, ready};
 use futures_lite::io::{AsyncRead, AsyncWrite, BufWriter};
 use smol::{Async, Unblock};
 
+/// What the host grows a pipe it reads or writes to, if it holds less: Linux's default
+/// of 64 KiB made the host and the program at the other end take turns, each waking
+/// the other every 64 KiB (docs/PERFORMANCE.md). 1 MiB is what an unprivileged process
+/// may ask for by default (`/proc/sys/fs/pipe-max-size`); kernel memory, taken only as
+/// the pipe fills.
+const PIPE_BYTES: usize = 1024 * 1024;
+
 /// How far each helper thread may read or write ahead of the host (Unblock's default,
 /// 8 MB, would read that far ahead into memory), and the size of the pipe's write buffer.
 const AHEAD: usize = 64 * 1024;
@@ -110,6 +117,10 @@ fn own_pipe(fd: u32, options: &mut OpenOptions) -> Option<Async<File>> {
     // Non-blocking from the start: opening a pipe to read blocks until it has a writer,
     // and the writer may be gone already (its lines still wait in the pipe).
     let file = options.custom_flags(libc::O_NONBLOCK).open(&path).ok()?;
+    // A pipe that cannot grow (a limit, an older kernel) works as it is.
+    if rustix::pipe::fcntl_getpipe_size(&file).is_ok_and(|size| size < PIPE_BYTES) {
+        let _ = rustix::pipe::fcntl_setpipe_size(&file, PIPE_BYTES);
+    }
     Async::new(file).ok()
 }
 

@@ -7,7 +7,10 @@
 //! compete for its messages (each message goes to one of them).
 
 use std::collections::BTreeMap;
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
 
 use futures_lite::future::{self, Boxed};
 use futures_lite::stream;
@@ -78,6 +81,19 @@ impl InMemoryEventBus {
     }
 }
 
+/// The future of a publish that has already happened. It holds nothing, so boxing it
+/// allocates nothing: a `future::ready(Ok(()))` in its place cost every envelope two
+/// allocations (its request in, its response out).
+struct Published;
+
+impl Future for Published {
+    type Output = Result<(), BusError>;
+
+    fn poll(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<Self::Output> {
+        Poll::Ready(Ok(()))
+    }
+}
+
 impl Default for InMemoryEventBus {
     fn default() -> Self {
         Self::new(DEFAULT_CAPACITY)
@@ -99,7 +115,7 @@ impl EventBus for InMemoryEventBus {
             Err(Refused::Closed) => Err(None),
         });
         match sent {
-            Some(Ok(())) => Box::pin(future::ready(Ok(()))),
+            Some(Ok(())) => Box::pin(Published),
             Some(Err(Some((queue, message)))) => {
                 let topic = topic.clone();
                 Box::pin(async move {

@@ -1,16 +1,17 @@
 //! One topic's queue: first in, first out, bounded in messages and in bytes, shared by
 //! any number of publishers and subscribers.
 //!
-//! One mutex holds the messages, the bytes they hold and who waits; a publish or a take
-//! locks it once, and an event is notified only when someone waits for it: every message
-//! is on the envelope path, where a notification costs a fence and a lock round trip
-//! (docs/PERFORMANCE.md measures what a general-purpose channel cost here). A waiting
+//! One mutex holds the messages, the bytes they hold and whether anyone waits; a publish
+//! or a take locks it once, and an event is notified only when someone has waited since
+//! the last notification: every message is on the envelope path, where a notification
+//! costs a fence and a lock round trip (docs/PERFORMANCE.md measures what a
+//! general-purpose channel cost here). So a burst of messages into a topic whose
+//! subscriber waits wakes it once, not once per message until it runs. A waiting
 //! publisher is woken once the queue has drained to half its bounds, not at every message
 //! taken: a publisher that keeps a topic full (the `--stdin` feed) then refills it in
 //! bursts instead of waking once per message.
 
 use std::collections::VecDeque;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Mutex, MutexGuard};
 
 use event_listener::Event;
@@ -24,11 +25,6 @@ pub(super) struct Queue {
     state: Mutex<State>,
     capacity: usize,
     limit: u64,
-    /// Subscribers waiting for a message: counted under the lock, uncounted when served
-    /// or cancelled.
-    takers: AtomicUsize,
-    /// Publishers waiting for room, the same way.
-    publishers: AtomicUsize,
     /// Notified when a message arrives or the queue closes, if a subscriber waits.
     arrived: Event,
     /// Notified when the queue has drained to half or closes, if a publisher waits.
@@ -40,6 +36,12 @@ struct State {
     messages: VecDeque<Message>,
     bytes: u64,
     closed: bool,
+    /// A subscriber has started waiting since `arrived` was last notified. Set with the
+    /// lock held, by a subscriber that listens before releasing it, so no arrival is
+    /// missed; one that gives up waiting leaves it set, which costs one spare wake-up.
+    taker_waits: bool,
+    /// A publisher has started waiting since `drained` was last notified, the same way.
+    publisher_waits: bool,
 }
 
 /// Why a message was not queued now.
@@ -49,30 +51,12 @@ pub(super) enum Refused {
     Closed,
 }
 
-/// Counts a waiting subscriber or publisher until it is served or cancelled.
-struct Waiting<'a>(&'a AtomicUsize);
-
-impl<'a> Waiting<'a> {
-    fn new(count: &'a AtomicUsize) -> Self {
-        count.fetch_add(1, Ordering::Relaxed);
-        Waiting(count)
-    }
-}
-
-impl Drop for Waiting<'_> {
-    fn drop(&mut self) {
-        self.0.fetch_sub(1, Ordering::Relaxed);
-    }
-}
-
 impl Queue {
     pub(super) fn new(capacity: usize, limit: u64) -> Queue {
         Queue {
             state: Mutex::new(State::default()),
             capacity,
             limit,
-            takers: AtomicUsize::new(0),
-            publishers: AtomicUsize::new(0),
             arrived: Event::new(),
             drained: Event::new(),
         }
@@ -94,8 +78,8 @@ impl Queue {
     /// Queues `message`, waiting for room; `Err` if the queue is or gets closed.
     pub(super) async fn push(&self, message: Message) -> Result<(), ()> {
         loop {
-            let (_waiting, drained) = {
-                let state = self.state();
+            let drained = {
+                let mut state = self.state();
                 if state.closed {
                     return Err(());
                 }
@@ -103,9 +87,10 @@ impl Queue {
                     self.enter(state, message);
                     return Ok(());
                 }
-                // Counted and listening before the lock is released: a subscriber that
+                // Marked and listening before the lock is released: a subscriber that
                 // takes a message after that sees this publisher.
-                (Waiting::new(&self.publishers), self.drained.listen())
+                state.publisher_waits = true;
+                self.drained.listen()
             };
             drained.await;
         }
@@ -114,13 +99,16 @@ impl Queue {
     /// The next message, waiting for one; `None` once the queue is closed and empty.
     pub(super) async fn take(&self) -> Option<Message> {
         loop {
-            let (_waiting, arrived) = {
+            let arrived = {
                 let mut state = self.state();
                 if let Some(message) = state.messages.pop_front() {
                     state.bytes -= message.len() as u64;
-                    let wake = self.publishers.load(Ordering::Relaxed) > 0
+                    let wake = state.publisher_waits
                         && state.messages.len() <= self.capacity / 2
                         && state.bytes <= self.limit / 2;
+                    if wake {
+                        state.publisher_waits = false;
+                    }
                     drop(state);
                     if wake {
                         self.drained.notify(usize::MAX);
@@ -130,7 +118,8 @@ impl Queue {
                 if state.closed {
                     return None;
                 }
-                (Waiting::new(&self.takers), self.arrived.listen())
+                state.taker_waits = true;
+                self.arrived.listen()
             };
             arrived.await;
         }
@@ -156,7 +145,7 @@ impl Queue {
     fn enter(&self, mut state: MutexGuard<'_, State>, message: Message) {
         state.bytes += message.len() as u64;
         state.messages.push_back(message);
-        let wake = self.takers.load(Ordering::Relaxed) > 0;
+        let wake = std::mem::take(&mut state.taker_waits);
         drop(state);
         if wake {
             self.arrived.notify(usize::MAX);
@@ -168,5 +157,52 @@ impl Queue {
         self.state
             .lock()
             .unwrap_or_else(|poison| poison.into_inner())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::pin::pin;
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::task::{Context, Poll, Wake, Waker};
+
+    struct Count(AtomicUsize);
+
+    impl Wake for Count {
+        fn wake(self: Arc<Self>) {
+            self.0.fetch_add(1, Ordering::SeqCst);
+        }
+    }
+
+    /// A waiting subscriber is notified at most once per wait: the wake-ups must still
+    /// come, to a subscriber served a burst and waiting again as to the first.
+    #[test]
+    fn a_subscriber_is_woken_by_a_burst_and_again_after_waiting_again() {
+        let queue = Queue::new(8, 1024);
+        let count = Arc::new(Count(AtomicUsize::new(0)));
+        let waker = Waker::from(Arc::clone(&count));
+        let mut context = Context::from_waker(&waker);
+        let mut taking = pin!(queue.take());
+        assert!(taking.as_mut().poll(&mut context).is_pending());
+        for byte in 0..3u8 {
+            assert!(queue.try_push(vec![byte]).is_ok());
+        }
+        assert_eq!(count.0.load(Ordering::SeqCst), 1);
+        assert_eq!(taking.poll(&mut context), Poll::Ready(Some(vec![0])));
+        for byte in 1..3u8 {
+            let mut taking = pin!(queue.take());
+            assert_eq!(
+                taking.as_mut().poll(&mut context),
+                Poll::Ready(Some(vec![byte]))
+            );
+        }
+        // Waiting again once the queue is empty: the next message wakes it again.
+        let mut waiting = pin!(queue.take());
+        assert!(waiting.as_mut().poll(&mut context).is_pending());
+        assert!(queue.try_push(vec![3]).is_ok());
+        assert_eq!(count.0.load(Ordering::SeqCst), 2);
+        assert_eq!(waiting.poll(&mut context), Poll::Ready(Some(vec![3])));
     }
 }
