@@ -166,6 +166,59 @@ fn a_post_with_an_idempotency_key_is_retried_and_sends_the_header_each_time() {
     );
 }
 
+/// The copy of a request the retry layer keeps is charged to the memory budget: a
+/// retryable POST of 300 KiB is retried under a 2 MiB budget, and sent once, answered with
+/// the upstream's failure and a warning, under 1 MiB, where the request fits but the copy
+/// does not. Before, the copy was not charged and the request was retried under both.
+#[test]
+fn the_copy_retries_keep_is_charged_to_the_memory_budget() {
+    let fixture = Fixture::new()
+        .with(
+            "runtime.yaml",
+            &format!(
+                "schema_version: \"1.1.0\"\nruntime:\n  name: \"r\"\n  version: \"1.0.0\"\n  event_bus:\n    kind: \"inmemory\"\n  handlers:\n    - type: \"http\"\n      config:\n{QUICK}  nodes:\n    - slug: \"web\"\n"
+            ),
+        )
+        .with(
+            "nodes/web.yaml",
+            "schema_version: \"1.0.0\"\nnode_version: \"1.0.0\"\nname: \"web\"\nnode_type: \"EFFECT_GENERIC\"\nio_operations:\n  - type: \"http\"\n    operations: [\"http.post\"]\n",
+        );
+    for (budget, calls, status) in [("2", 3, 201), ("1", 1, 503)] {
+        let server = scripted(&[
+            "503 Service Unavailable",
+            "503 Service Unavailable",
+            "201 Created",
+        ]);
+        let payload = json!({
+            "url": server.url("/orders"),
+            "body": "x".repeat(300 * 1024),
+            "idempotency_key": "order-7",
+        });
+        let line = crate::support::request_line(0, "web", "http.post", &payload.to_string());
+        let run = crate::support::process::run(
+            crate::support::process::PRODUCTION,
+            &["--stdin", "--memory-budget", budget, "runtime.yaml"],
+            fixture.root(),
+            format!("{line}\n").as_bytes(),
+            &[],
+        );
+        assert_eq!(run.status, Some(0), "{}", run.stderr);
+        let lines = run.lines();
+        assert_eq!(lines.len(), 1, "{}", run.stderr);
+        let response: Value = serde_json::from_str(lines[0]).expect("a response");
+        assert_eq!(
+            response["payload"]["status_code"], status,
+            "budget {budget} MiB"
+        );
+        assert_eq!(server.received().len(), calls, "budget {budget} MiB");
+        let warned = run
+            .warnings()
+            .iter()
+            .any(|line| line.contains("no room in the memory budget for the copy"));
+        assert_eq!(warned, calls == 1, "{}", run.stderr);
+    }
+}
+
 #[test]
 fn a_server_that_is_down_opens_the_breaker_which_answers_at_once_and_degrades_health_only() {
     // A port nothing listens on: every call is refused before anything is sent.

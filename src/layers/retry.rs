@@ -21,6 +21,7 @@ use super::verdict::{fault_of, retryable};
 use super::{Layered, Outcome, millis};
 use crate::contract::{Backoff, RetryPolicy};
 use crate::envelope::Payload;
+use crate::envelope::weight::payload_weight;
 use crate::handler::{Description, Handler, HandlerError, HandlerRequest};
 use crate::health::HealthReport;
 
@@ -66,6 +67,21 @@ impl<I: Layered> Handler for Retry<I> {
         // A retry needs a copy of the request, kept from before the first call; a handler
         // without a dependency never fails in a way that is retried.
         if !self.calls_out {
+            return self.inner.execute(request);
+        }
+        // The copy is charged to the request's share of the memory budget, which gives it
+        // back with the rest once the response has left. Without room for it the call is
+        // made once, as if the policy allowed no retry: that may still succeed, where
+        // refusing the request could not.
+        let copy = payload_weight(&request.payload);
+        if !request.charge.try_grow(copy) {
+            log::warn!(
+                correlation_id:% = request.correlation_id,
+                envelope_id:? = request.envelope_id,
+                binding = &*self.binding,
+                operation = request.operation.as_str();
+                "no room in the memory budget for the copy of the request that retries need ({copy} bytes): calling once, without retries"
+            );
             return self.inner.execute(request);
         }
         let (inner, policy) = (Arc::clone(&self.inner), self.policy);

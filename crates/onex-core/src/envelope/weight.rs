@@ -80,6 +80,32 @@ impl Weigher {
     }
 }
 
+/// The bytes a parsed payload holds: [`VALUE_COST`] for it and for every value and entry
+/// inside it, and the text of its strings, keys and numbers. What a copy of it takes (the
+/// retry layer keeps one of a request's payload).
+pub fn payload_weight(payload: &super::Payload) -> u64 {
+    VALUE_COST + entries_weight(payload)
+}
+
+fn entries_weight(entries: &serde_json::Map<String, serde_json::Value>) -> u64 {
+    entries
+        .iter()
+        .map(|(key, value)| key.len() as u64 + value_weight(value))
+        .sum()
+}
+
+fn value_weight(value: &serde_json::Value) -> u64 {
+    use serde_json::Value;
+    let inside = match value {
+        Value::String(text) => text.len() as u64,
+        Value::Number(number) => number.as_str().len() as u64,
+        Value::Array(items) => items.iter().map(value_weight).sum(),
+        Value::Object(entries) => entries_weight(entries),
+        Value::Null | Value::Bool(_) => 0,
+    };
+    VALUE_COST + inside
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -115,5 +141,22 @@ mod tests {
         assert!(weight(numbers.as_bytes()) > 30 * numbers.len() as u64);
         assert!(weight(text.as_bytes()) < 3 * text.len() as u64 + 1024);
         assert_eq!(weight(b"{}"), 2 * 35);
+    }
+
+    #[test]
+    fn a_parsed_payload_weighs_its_values_and_its_text() {
+        let value = serde_json::json!({"body": "x".repeat(1000), "n": [1, 22, null]});
+        let serde_json::Value::Object(payload) = &value else {
+            unreachable!("an object")
+        };
+        // The object, its two entries' values and the array's three: six values; the
+        // text: "body", 1,000 x, "n", "1" and "22".
+        assert_eq!(
+            payload_weight(payload),
+            6 * VALUE_COST + 4 + 1000 + 1 + 1 + 2
+        );
+        // Never more than what the message was charged before it was parsed.
+        let text = value.to_string();
+        assert!(payload_weight(payload) < weight(text.as_bytes()));
     }
 }
