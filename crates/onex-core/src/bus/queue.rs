@@ -205,4 +205,53 @@ mod tests {
         assert_eq!(count.0.load(Ordering::SeqCst), 2);
         assert_eq!(waiting.poll(&mut context), Poll::Ready(Some(vec![3])));
     }
+
+    /// Publishers and subscribers on threads of their own, through a queue far smaller
+    /// than what passes: a lost wake-up would leave one waiting for good.
+    #[test]
+    fn threads_publishing_and_taking_through_a_small_queue_lose_nothing() {
+        const PUBLISHERS: u32 = 4;
+        const EACH: u32 = 5_000;
+        let queue = Arc::new(Queue::new(4, 64));
+        let (done, finished) = std::sync::mpsc::channel();
+        let takers: Vec<_> = (0..3)
+            .map(|_| {
+                let (queue, done) = (Arc::clone(&queue), done.clone());
+                std::thread::spawn(move || {
+                    let mut taken = 0u64;
+                    while let Some(message) = futures_lite::future::block_on(queue.take()) {
+                        taken += u64::from(message[0]);
+                    }
+                    let _ = done.send(taken);
+                })
+            })
+            .collect();
+        let publishers: Vec<_> = (0..PUBLISHERS)
+            .map(|_| {
+                let queue = Arc::clone(&queue);
+                std::thread::spawn(move || {
+                    for n in 0..EACH {
+                        let message = vec![(n % 7) as u8 + 1; 1 + (n % 40) as usize];
+                        futures_lite::future::block_on(queue.push(message)).unwrap();
+                    }
+                })
+            })
+            .collect();
+        for publisher in publishers {
+            publisher.join().unwrap();
+        }
+        queue.close();
+        let expected: u64 =
+            (0..EACH).map(|n| u64::from(n % 7) + 1).sum::<u64>() * u64::from(PUBLISHERS);
+        let mut total = 0;
+        for _ in &takers {
+            total += finished
+                .recv_timeout(std::time::Duration::from_secs(30))
+                .expect("every subscriber finishes");
+        }
+        assert_eq!(total, expected);
+        for taker in takers {
+            taker.join().unwrap();
+        }
+    }
 }
