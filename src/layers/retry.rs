@@ -80,7 +80,7 @@ impl<I: Layered> Handler for Retry<I> {
                 envelope_id:? = request.envelope_id,
                 binding = &*self.binding,
                 operation = request.operation.as_str();
-                "no room in the memory budget for the copy of the request that retries need ({copy} bytes): calling once, without retries"
+                "no room in the memory budget for the copy retries need ({copy} bytes): calling once, without retries"
             );
             return self.inner.execute(request);
         }

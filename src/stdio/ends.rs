@@ -1,10 +1,10 @@
 //! Standard input and output as the `--stdin` edge reads and writes them.
 //!
 //! A pipe (the usual case: another program feeds the host and reads its answers) is read
-//! and written on the host's own reactor. Anything else (a file, a terminal, a socket)
-//! goes through a helper thread (smol's `Unblock`), because epoll cannot wait on files.
-//! The thread costs each line two hand-offs between threads, which the reactor saves
-//! (docs/PERFORMANCE.md gives the round trips).
+//! and written on the host's own reactor, and grown to 1 MiB if it holds less. Anything
+//! else (a file, a terminal, a socket) goes through a helper thread (smol's `Unblock`),
+//! because epoll cannot wait on files. The thread costs each line two hand-offs between
+//! threads, which the reactor saves (docs/PERFORMANCE.md gives the round trips).
 //!
 //! Waiting on a pipe needs it non-blocking, and that flag belongs to the open file
 //! description, which the host shares with whoever handed it the pipe (and with its own

@@ -1,4 +1,5 @@
-//! How much memory a JSON message takes once parsed, told from its bytes before parsing.
+//! How much memory a JSON message takes once parsed, told from its bytes before parsing,
+//! and what a payload already parsed holds ([`payload_weight`]).
 //!
 //! Parsed JSON is not the size of its text: every value is a 32-byte `serde_json::Value`,
 //! every object entry a map slot, and vectors grow by doubling, so `[0,0,0,…]` takes some
