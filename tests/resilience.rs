@@ -40,10 +40,10 @@ async fn join_all<T>(mut futures: Vec<std::pin::Pin<Box<impl Future<Output = T>>
     outputs.into_iter().flatten().collect()
 }
 
-/// A production host with one http binding whose `config` is `config` (YAML, indented
-/// under `config:`), and one node `web` declaring http.get and http.post.
-fn host(config: &str) -> (Fixture, RuntimeHost) {
-    let fixture = Fixture::new()
+/// A production host's contracts: one http binding whose `config` is `config` (YAML,
+/// indented under `config:`), and one node `web` declaring http.get and http.post.
+fn fixture(config: &str) -> Fixture {
+    Fixture::new()
         .with(
             "runtime.yaml",
             &format!(
@@ -53,7 +53,12 @@ fn host(config: &str) -> (Fixture, RuntimeHost) {
         .with(
             "nodes/web.yaml",
             "schema_version: \"1.0.0\"\nnode_version: \"1.0.0\"\nname: \"web\"\nnode_type: \"EFFECT_GENERIC\"\nio_operations:\n  - type: \"http\"\n    operations: [\"http.get\", \"http.post\"]\n",
-        );
+        )
+}
+
+/// A production host on the contracts of [`fixture`], started.
+fn host(config: &str) -> (Fixture, RuntimeHost) {
+    let fixture = fixture(config);
     let contract =
         RuntimeHostContract::load(&fixture.path("runtime.yaml")).unwrap_or_else(|e| panic!("{e}"));
     let host = wiring::build_host(&contract, Profile::Production, Stamp::deterministic(1), 8)
@@ -172,17 +177,7 @@ fn a_post_with_an_idempotency_key_is_retried_and_sends_the_header_each_time() {
 /// does not. Before, the copy was not charged and the request was retried under both.
 #[test]
 fn the_copy_retries_keep_is_charged_to_the_memory_budget() {
-    let fixture = Fixture::new()
-        .with(
-            "runtime.yaml",
-            &format!(
-                "schema_version: \"1.1.0\"\nruntime:\n  name: \"r\"\n  version: \"1.0.0\"\n  event_bus:\n    kind: \"inmemory\"\n  handlers:\n    - type: \"http\"\n      config:\n{QUICK}  nodes:\n    - slug: \"web\"\n"
-            ),
-        )
-        .with(
-            "nodes/web.yaml",
-            "schema_version: \"1.0.0\"\nnode_version: \"1.0.0\"\nname: \"web\"\nnode_type: \"EFFECT_GENERIC\"\nio_operations:\n  - type: \"http\"\n    operations: [\"http.post\"]\n",
-        );
+    let fixture = fixture(QUICK);
     for (budget, calls, status) in [("2", 3, 201), ("1", 1, 503)] {
         let server = scripted(&[
             "503 Service Unavailable",
